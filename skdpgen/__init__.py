@@ -1,0 +1,19 @@
+"""skdpgen: differentially private generative models for scikit-learn users."""
+
+from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
+from .mmd import DPMMDSynthesizer
+from .privacy import PrivacyLedger, PrivacyRelease
+from .schema import ColumnSpec, Schema
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ColumnSpec",
+    "DPMMDSynthesizer",
+    "PrivacyBudgetExceeded",
+    "PrivacyLeakWarning",
+    "PrivacyLedger",
+    "PrivacyRelease",
+    "Schema",
+    "__version__",
+]

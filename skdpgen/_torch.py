@@ -1,0 +1,88 @@
+"""Torch plumbing shared by every estimator: device choice, local generators, initialisation.
+
+Nothing here seeds or draws from torch's or numpy's global random number generators: every
+estimator owns :class:`numpy.random.Generator` / :class:`torch.Generator` objects derived from
+its ``random_state``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["resolve_device", "derive_seeds", "torch_generator", "init_module_", "make_linear"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` gives CUDA when it is available and the CPU otherwise."""
+    if isinstance(device, torch.device):
+        resolved = device
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return resolved
+
+
+def derive_seeds(random_state, n: int) -> list[int]:
+    """``n`` independent 63-bit seeds from an sklearn-style ``random_state`` (None, int, RandomState)."""
+    if isinstance(random_state, np.random.RandomState):
+        base = int(random_state.randint(0, 2**31 - 1))
+    elif random_state is None:
+        base = None
+    elif isinstance(random_state, np.random.Generator):
+        base = int(random_state.integers(0, 2**63 - 1))
+    else:
+        base = int(random_state)
+    seq = np.random.SeedSequence(base)
+    return [int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for s in seq.spawn(n)]
+
+
+def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A :class:`torch.Generator` on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def make_linear(n_in: int, n_out: int, generator: torch.Generator, device, bias: bool = True) -> nn.Linear:
+    """An :class:`torch.nn.Linear` initialised from ``generator`` (PyTorch's default scheme).
+
+    The layer is built on the meta device first, so torch's global RNG is never touched.
+    """
+    layer = nn.Linear(n_in, n_out, bias=bias, device="meta").to_empty(device=device)
+    init_linear_(layer, generator)
+    return layer
+
+
+def init_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
+    """PyTorch's default Linear initialisation, drawn from ``generator``."""
+    gen = _generator_for(layer.weight, generator)
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
+        if layer.bias is not None:
+            bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+
+
+def init_module_(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Re-initialise every Linear layer of ``module`` from ``generator``."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            init_linear_(sub, generator)
+    return module
+
+
+def _generator_for(tensor: torch.Tensor, generator: torch.Generator) -> torch.Generator:
+    if generator.device.type == tensor.device.type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    return torch_generator(seed, tensor.device)

@@ -1,0 +1,287 @@
+"""BaseSynthesizer: the parameters, validation, budget plan and conventions shared by every synthesizer."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
+
+from ._torch import derive_seeds, resolve_device
+from .encoding import TabularEncoder
+from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
+from .privacy.accounting import gdp_epsilon
+from .schema import Schema, estimate_schema
+
+__all__ = ["BaseSynthesizer", "GDPBudget", "plan_gdp_budget"]
+
+TARGET_NAME = "target"
+
+
+@dataclass(frozen=True)
+class GDPBudget:
+    r"""How a fit's :math:`(\varepsilon, \delta)` is split between its Gaussian releases.
+
+    The whole fit is :math:`\mu`-GDP plus ``threshold_delta`` (the thresholding of sparse
+    histograms), with :math:`\mu = \mu(\varepsilon, \delta - \text{threshold\_delta})`.  The
+    schema release gets :math:`\mu_s = \sqrt{s}\,\mu` and the model :math:`\mu_m =
+    \sqrt{1-s}\,\mu` (share ``s``), so that :math:`\mu_s^2 + \mu_m^2 = \mu^2` composes back
+    exactly to the target.
+    """
+
+    epsilon: float
+    delta: float
+    mu: float
+    threshold_delta: float
+    schema_mu: float
+    model_mu: float
+
+    @property
+    def gdp_delta(self) -> float:
+        return self.delta - self.threshold_delta
+
+    def release_delta(self, mu_part: float) -> float:
+        """The share of the GDP delta stated for a release of ``mu_part`` (the deltas add up)."""
+        if math.isinf(self.mu):
+            return self.gdp_delta * (0.5 if self.schema_mu else 1.0)
+        return self.gdp_delta * (mu_part**2) / (self.mu**2)
+
+
+def plan_gdp_budget(epsilon: float, delta: float, schema_share: float, need_schema: bool,
+                    need_threshold: bool) -> GDPBudget:
+    """Split ``(epsilon, delta)`` between an optional DP schema release and the model release."""
+    threshold_delta = delta / 2 if need_threshold else 0.0
+    mu = gdp_mu(epsilon, delta - threshold_delta)
+    share = schema_share if need_schema else 0.0
+    if math.isinf(mu):
+        return GDPBudget(epsilon, delta, mu, threshold_delta, math.inf if need_schema else 0.0, math.inf)
+    return GDPBudget(epsilon, delta, mu, threshold_delta, math.sqrt(share) * mu, math.sqrt(1 - share) * mu)
+
+
+class BaseSynthesizer(BaseEstimator):
+    """Base class of skdpgen's synthesizers.
+
+    Handles the shared parameters, input validation, the public schema (declared, or estimated
+    with a slice of the budget), the encoder, the privacy budget plan, the ledger and the
+    privacy report.  Subclasses implement the model on the encoded (model-space) tensor.
+
+    Shared parameters
+    -----------------
+    epsilon : float, default=1.0
+        Privacy budget of the whole fit; ``float("inf")`` fits without privacy (for reference).
+    delta : float, default=1e-5
+        In (0, 1); should be well below 1/n.
+    schema : Schema, dict, str or path, default=None
+        Public metadata (column kinds, bounds, categories).  ``None``: estimated with differential
+        privacy using ``schema_share`` of the budget.
+    schema_share : float, default=0.1
+        Share of the budget (of :math:`\\mu^2` in GDP terms) spent on estimating the schema
+        when none is declared.
+    random_state : int, RandomState or None
+        Seeds every random draw of the fit (feature maps, noise, generator training).
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        Where the model trains; ``"auto"`` uses CUDA when it is available.
+    verbose : int, default=0
+    ledger : PrivacyLedger or None
+        Shared account that records every release of this estimator (and of its clones).
+    """
+
+    _parameter_constraints: dict = {
+        "epsilon": [Interval(Real, 0, math.inf, closed="right")],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "schema": [None, Schema, dict, str, os.PathLike],
+        "schema_share": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "verbose": ["verbose"],
+        "ledger": [None, PrivacyLedger],
+    }
+
+    neighbouring = ADD_REMOVE
+
+    def __init__(self, *, epsilon=1.0, delta=1e-5, schema=None, schema_share=0.1, random_state=None,
+                 device="auto", verbose=0, ledger=None):
+        self.epsilon = epsilon
+        self.delta = delta
+        self.schema = schema
+        self.schema_share = schema_share
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.ledger = ledger
+
+    # ------------------------------------------------------------------ input handling
+    def _check_X(self, X, reset: bool) -> pd.DataFrame:
+        """Validate X and return it as a DataFrame with the fitted column names."""
+        if isinstance(X, pd.DataFrame):
+            if X.shape[0] == 0:
+                raise ValueError("X has 0 rows: a synthesizer needs at least one row")
+            if X.shape[1] == 0:
+                raise ValueError("X has 0 columns")
+            _check_feature_names(self, X, reset=reset)
+            _check_n_features(self, X, reset=reset)
+            if reset:
+                self._input_kind = "pandas"
+            return X
+        arr = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite="allow-nan",
+                            ensure_min_samples=1)
+        if np.isinf(arr).any():
+            raise ValueError("X contains infinite values; only finite values and NaN (missing) are allowed")
+        if reset:
+            self._input_kind = "numpy"
+        return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+    def _check_y(self, y, n_rows: int) -> pd.Series | None:
+        if y is None:
+            return None
+        if isinstance(y, pd.DataFrame):
+            if y.shape[1] != 1:
+                raise ValueError(f"y must be one column, got a DataFrame with {y.shape[1]} columns")
+            y = y.iloc[:, 0]
+        if isinstance(y, pd.Series):
+            series = y.reset_index(drop=True)
+        else:
+            arr = np.asarray(y)
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise ValueError(f"y must be 1-D, got shape {arr.shape}")
+            series = pd.Series(arr)
+        if len(series) != n_rows:
+            raise ValueError(f"X has {n_rows} rows but y has {len(series)}")
+        if series.isna().any():
+            raise ValueError("y contains missing values; the target of a class-conditional fit must be complete")
+        return series
+
+    # ------------------------------------------------------------------ schema and budget
+    def _target_name(self, y: pd.Series, schema: Schema | None) -> str:
+        if schema is not None and schema.target is not None:
+            return schema.target
+        if y.name is not None and schema is not None and y.name in schema.columns:
+            return str(y.name)
+        if schema is not None:
+            extra = [c for c in schema.columns if c not in set(self._feature_names())]
+            if len(extra) == 1:
+                return extra[0]
+        return str(y.name) if y.name is not None else TARGET_NAME
+
+    def _feature_names(self) -> list[str]:
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _resolve_schema(self, X: pd.DataFrame, y: pd.Series | None, owner: str):
+        """Return (feature schema, target spec or None, target name, budget, schema releases)."""
+        declared = None if self.schema is None else Schema.coerce(self.schema)
+        names = list(X.columns)
+        target_name = self._target_name(y, declared) if y is not None else None
+        if declared is not None:
+            missing = [c for c in names if c not in declared.columns]
+            if missing:
+                raise ValueError(f"the schema does not describe the columns {missing}; declare every column")
+        need_features = declared is None
+        need_target = y is not None and (declared is None or target_name not in declared.columns)
+        need_schema = need_features or need_target
+        need_threshold = need_target or (need_features and any(
+            not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]) for c in names))
+        budget = plan_gdp_budget(float(self.epsilon), float(self.delta), float(self.schema_share),
+                                 need_schema, need_threshold)
+        releases: list[PrivacyRelease] = []
+        if need_schema:
+            rng = np.random.default_rng(self._seeds[0])
+            frame = X if need_features else X.iloc[:, :0]
+            y_cat = None if y is None or not need_target else y.astype("category")
+            est, rels = estimate_schema(frame, y_cat, mu=budget.schema_mu,
+                                        threshold_delta=max(budget.threshold_delta, 1e-300) if need_threshold
+                                        else budget.threshold_delta, rng=rng,
+                                        target_name=target_name or TARGET_NAME, owner=owner)
+            releases = [self._restate(r, budget) for r in rels]
+            feature_schema = est.subset(names) if need_features else declared.subset(names)
+            target_spec = est.target_spec if need_target else None
+        else:
+            feature_schema = declared.subset(names)
+            target_spec = None
+        if y is not None and target_spec is None:
+            target_spec = declared.columns[target_name]
+        if target_spec is not None and target_spec.kind not in ("categorical", "boolean"):
+            raise ValueError(f"the target {target_name!r} must be categorical or boolean in the schema, "
+                             f"got {target_spec.kind!r}")
+        return feature_schema, target_spec, target_name, budget, releases
+
+    @staticmethod
+    def _restate(release: PrivacyRelease, budget: GDPBudget) -> PrivacyRelease:
+        """State a schema release at its share of the fit's delta (so the deltas add up)."""
+        delta = release.extra_delta + budget.release_delta(budget.schema_mu)
+        eps = gdp_epsilon(release.mu, delta - release.extra_delta) if release.mu and delta > release.extra_delta \
+            else 0.0
+        return replace(release, delta=delta, epsilon=eps)
+
+    def _model_release(self, name: str, budget: GDPBudget, sensitivity: float, noise_std: float,
+                       owner: str) -> PrivacyRelease:
+        return PrivacyRelease.gaussian(name, mu=budget.model_mu, delta=budget.release_delta(budget.model_mu),
+                                       sensitivity=sensitivity, noise_std=noise_std, owner=owner)
+
+    def _commit_releases(self, releases: list[PrivacyRelease]) -> None:
+        """Check the external ledger (if any) and record; the fit's own report always gets them."""
+        if self.ledger is not None:
+            self.ledger.record(*releases)
+        self._releases = list(releases)
+
+    def _make_report(self, budget: GDPBudget) -> dict:
+        own = PrivacyLedger()
+        own.record(*self._releases)
+        eps, dlt = own.spent()
+        return {
+            "epsilon": eps,
+            "delta": dlt,
+            "target_epsilon": float(self.epsilon),
+            "target_delta": float(self.delta),
+            "neighbouring": self.neighbouring,
+            "mu": budget.mu,
+            "accounting": "Gaussian DP (exact composition of Gaussian releases, Dong-Roth-Su 2022) "
+                          "converted to (epsilon, delta) with the analytic Gaussian formula",
+            "releases": [r.to_dict() for r in self._releases],
+        }
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _setup_fit(self, n_seeds: int = 6):
+        self._validate_params()
+        self._seeds = derive_seeds(self.random_state, n_seeds)
+        self.device_ = resolve_device(self.device)
+
+    def _fit_encoder(self, feature_schema: Schema, X: pd.DataFrame) -> TabularEncoder:
+        encoder = TabularEncoder(schema=feature_schema)
+        encoder.fit(X)
+        return encoder
+
+    def _to_output(self, frame: pd.DataFrame):
+        if self._input_kind == "numpy":
+            return frame.to_numpy(dtype=np.float64)
+        return frame
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the columns that :meth:`sample` returns."""
+        check_is_fitted(self)
+        return np.asarray(self._feature_names(), dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        return tags
+
+
+def check_n_samples(n_samples) -> int:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral | np.integer):
+        raise TypeError(f"n_samples must be an integer, got {n_samples!r}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    return int(n_samples)
