@@ -136,7 +136,8 @@ class BaseSynthesizer(BaseEstimator):
             raise ValueError("X contains infinite values; only finite values and NaN (missing) are allowed")
         if reset:
             self._input_kind = "numpy"
-        return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+        # an array after a DataFrame fit: validate_data warned; its columns are taken in fit order
+        return pd.DataFrame(arr, columns=self._feature_names())
 
     def _check_y(self, y, n_rows: int) -> pd.Series | None:
         if y is None:
@@ -198,10 +199,14 @@ class BaseSynthesizer(BaseEstimator):
             rng = np.random.default_rng(self._seeds[0])
             frame = X if need_features else X.iloc[:, :0]
             y_cat = None if y is None or not need_target else y.astype("category")
-            est, rels = estimate_schema(frame, y_cat, mu=budget.schema_mu,
-                                        threshold_delta=max(budget.threshold_delta, 1e-300) if need_threshold
-                                        else budget.threshold_delta, rng=rng,
-                                        target_name=target_name or TARGET_NAME, owner=owner)
+            try:
+                est, rels = estimate_schema(frame, y_cat, mu=budget.schema_mu,
+                                            threshold_delta=max(budget.threshold_delta, 1e-300)
+                                            if need_threshold else budget.threshold_delta, rng=rng,
+                                            target_name=target_name or TARGET_NAME, owner=owner)
+            except ValueError as exc:  # say what was attempted: small n is the usual cause
+                raise ValueError(f"{exc} (while estimating the schema with differential privacy from "
+                                 f"n_samples={len(X)} rows at epsilon={float(self.epsilon):g})") from exc
             releases = [self._restate(r, budget) for r in rels]
             feature_schema = est.subset(names) if need_features else declared.subset(names)
             target_spec = est.target_spec if need_target else None

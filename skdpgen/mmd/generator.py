@@ -47,7 +47,17 @@ class TabularGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         cont = [b.start for b in blocks if b.kind == "continuous"]
         self.register_buffer("cont_idx", torch.tensor(cont, dtype=torch.long, device=device))
-        self.softmax_slices = [(b.start, b.stop) for b in blocks if b.kind != "continuous"]
+        # one-hot groups padded to (n_groups, max_width) so that all are handled in one pass
+        groups = [list(range(b.start, b.stop)) for b in blocks if b.kind != "continuous"]
+        width = max((len(g) for g in groups), default=0)
+        index = torch.zeros(len(groups), width, dtype=torch.long)
+        valid = torch.zeros(len(groups), width, dtype=torch.bool)
+        for i, g in enumerate(groups):
+            index[i, :len(g)] = torch.tensor(g)
+            valid[i, :len(g)] = True
+        self.register_buffer("group_index", index.to(device))
+        self.register_buffer("group_valid", valid.to(device))
+        self.register_buffer("flat_positions", index[valid].to(device))
 
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor, generator: torch.Generator,
                 temperature: float = 1.0) -> torch.Tensor:
@@ -55,14 +65,17 @@ class TabularGenerator(nn.Module):
         out = torch.empty_like(logits)
         if len(self.cont_idx):
             out[:, self.cont_idx] = torch.sigmoid(logits[:, self.cont_idx])
-        for start, stop in self.softmax_slices:
-            out[:, start:stop] = _gumbel_softmax_st(logits[:, start:stop], generator, temperature)
+        if self.group_index.numel():
+            grouped = logits[:, self.group_index].masked_fill(~self.group_valid, float("-inf"))
+            sample = _gumbel_softmax_st(grouped, generator, temperature)
+            out[:, self.flat_positions] = sample[:, self.group_valid]
         return out
 
 
 def _gumbel_softmax_st(logits: torch.Tensor, generator: torch.Generator, temperature: float) -> torch.Tensor:
+    """Straight-through Gumbel-softmax over the last axis (hard sample forward, softmax backward)."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
-    soft = torch.softmax((logits + gumbel) / temperature, dim=1)
-    hard = torch.zeros_like(soft).scatter_(1, soft.argmax(dim=1, keepdim=True), 1.0)
+    soft = torch.softmax((logits + gumbel) / temperature, dim=-1)
+    hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
     return hard + soft - soft.detach()

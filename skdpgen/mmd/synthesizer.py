@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._torch import derive_seeds, torch_generator
@@ -24,6 +25,14 @@ __all__ = ["DPMMDSynthesizer"]
 # The class counts enter the released vector multiplied by this weight: sensitivity
 # sqrt(1 + w^2), noise on the counts noise_std / w.
 _COUNT_WEIGHT = 0.5
+
+
+def _declared_schema(estimator) -> bool:
+    """``partial_fit`` is available only when a schema is declared (for ``available_if``)."""
+    if estimator.schema is None:
+        raise AttributeError("partial_fit needs a declared schema (schema=...): a schema estimated with DP "
+                             "needs all rows at once; use fit instead")
+    return True
 
 
 class DPMMDSynthesizer(BaseSynthesizer):
@@ -181,6 +190,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         self._accumulate(Xf, ys)
         return self._finish(budget, schema_releases)
 
+    @available_if(_declared_schema)
     def partial_fit(self, X, y=None):
         """Add the rows of ``X`` to the exact (not yet private) sums; call :meth:`finalize` at the end.
 
@@ -190,9 +200,6 @@ class DPMMDSynthesizer(BaseSynthesizer):
         if not hasattr(self, "_sums"):
             self._setup_fit()
             self._clear_fit()
-            if self.schema is None:
-                raise ValueError("partial_fit needs a declared schema (schema=...): a schema estimated "
-                                 "with DP needs all rows at once; use fit instead")
             Xf = self._check_X(X, reset=True)
             ys = self._check_y(y, len(Xf))
             feature_schema, target_spec, target_name, _, releases = self._resolve_schema_declared(Xf, ys)
@@ -383,14 +390,15 @@ class DPMMDSynthesizer(BaseSynthesizer):
         The kernel is a Gaussian kernel on the model space (random Fourier features, 1000
         features, seed 0, length scale :math:`0.5\sqrt{G}`), the same whatever this estimator's
         hyper-parameters, so the score ranks settings fairly (higher is better, 0 is a perfect
-        match).  The synthetic sample (``max(len(X), 2000)`` rows) is drawn with a seed derived
-        from ``random_state``: the score is deterministic.
+        match).  The synthetic sample (``max(len(X), 2000)`` rows) is drawn with a seed fixed at
+        fit time (from ``random_state``): the score of a fitted estimator is deterministic, even with
+        ``random_state=None`` or a ``RandomState`` instance.
         """
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
         ys = self._check_y(y, len(Xf)) if self.classes_ is not None else None
         Z_real = self.encoder_.transform(Xf)
-        seed = derive_seeds(self.random_state, 5)[4] % (2**62)
+        seed = self._seeds[4] % (2**62)  # drawn at fit: re-deriving would consume a RandomState
         m = max(len(Xf), 2000)
         Z_fake, y_fake = self._generate(m, seed)
         if ys is not None:

@@ -6,14 +6,30 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+from scipy import special
 
 from ..exceptions import PrivacyBudgetExceeded
-from .accounting import compose_gdp, gdp_epsilon
+from .accounting import (
+    compose_gdp,
+    gdp_epsilon,
+    rdp_to_epsilon,
+    subsampled_gaussian_epsilon,
+    subsampled_gaussian_rdp,
+)
 
 __all__ = ["PrivacyRelease", "PrivacyLedger", "ADD_REMOVE"]
 
 ADD_REMOVE = "add/remove one row"
+
+_ACCOUNTING = (
+    "Gaussian (mu-GDP) releases compose exactly, mu = sqrt(sum mu_i^2), converted with the analytic "
+    "Gaussian formula; subsampled Gaussian compositions are bounded by the smaller of their own "
+    "accountants' epsilons and their joint RDP; the groups add up by basic composition, and the total "
+    "is never above basic composition of all releases"
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,8 @@ class PrivacyRelease:
     sensitivity, noise_std : float or None
         L2 sensitivity and noise standard deviation of a Gaussian release.
     noise_multiplier, sample_rate, steps, accountant
-        Parameters of a subsampled Gaussian composition.
+        Parameters of a subsampled Gaussian composition; when all three numbers are given the
+        ledger can also compose such releases jointly (RDP).
     owner : str
         Which estimator (class name and fit id) made the release.
     neighbouring : str
@@ -60,6 +77,18 @@ class PrivacyRelease:
     neighbouring: str = ADD_REMOVE
     timestamp: float = field(default_factory=time.time)
 
+    def __post_init__(self):
+        eps, dlt = float(self.epsilon), float(self.delta)
+        if math.isnan(eps) or eps < 0:
+            raise ValueError(f"release {self.name!r}: epsilon must be >= 0, got {self.epsilon}")
+        if not 0.0 <= dlt <= 1.0:
+            raise ValueError(f"release {self.name!r}: delta must be in [0, 1], got {self.delta}")
+        if self.mu is not None and (math.isnan(float(self.mu)) or float(self.mu) < 0):
+            raise ValueError(f"release {self.name!r}: mu must be >= 0, got {self.mu}")
+        if not 0.0 <= float(self.extra_delta) <= dlt:
+            raise ValueError(f"release {self.name!r}: extra_delta must be in [0, delta], "
+                             f"got {self.extra_delta}")
+
     @classmethod
     def gaussian(cls, name: str, *, mu: float, delta: float, extra_delta: float = 0.0,
                  sensitivity: float | None = None, noise_std: float | None = None,
@@ -73,12 +102,24 @@ class PrivacyRelease:
                    extra_delta=float(extra_delta), sensitivity=sensitivity, noise_std=noise_std,
                    owner=owner)
 
+    @classmethod
+    def subsampled(cls, name: str, *, noise_multiplier: float, sample_rate: float, steps: int,
+                   delta: float, accountant: str = "prv", sensitivity: float | None = None,
+                   mechanism: str = "subsampled_gaussian", owner: str = "") -> PrivacyRelease:
+        """``steps`` Poisson-subsampled Gaussian steps (DP-SGD), epsilon from ``accountant``."""
+        eps = subsampled_gaussian_epsilon(noise_multiplier, sample_rate, steps, delta, accountant)
+        noise_std = None if sensitivity is None else float(noise_multiplier) * float(sensitivity)
+        return cls(name=name, mechanism=mechanism, epsilon=eps, delta=float(delta),
+                   sensitivity=sensitivity, noise_std=noise_std,
+                   noise_multiplier=float(noise_multiplier), sample_rate=float(sample_rate),
+                   steps=int(steps), accountant=accountant, owner=owner)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class PrivacyLedger:
-    """Records every release and refuses to overspend.
+    r"""Records every release and refuses to overspend.
 
     One ledger can be passed to many estimators (``ledger=``); it survives
     :func:`sklearn.base.clone` and ``copy.deepcopy`` as the *same* object, so a
@@ -93,15 +134,33 @@ class PrivacyLedger:
 
     Notes
     -----
-    Composition (:meth:`spent`): releases that are :math:`\\mu`-GDP compose exactly,
-    :math:`\\mu = \\sqrt{\\sum \\mu_i^2}`; the others (subsampled compositions) are added by basic
-    composition.  The total delta is the sum of the entries' deltas unless one is asked for, and
-    the result is never looser than basic composition of all entries.
+    Composition (:meth:`spent`), at the total delta :math:`D` (by default the sum of the
+    entries' deltas).  Releases are grouped: :math:`\mu`-GDP releases :math:`G` (each with an
+    ``extra_delta`` :math:`e_i`), subsampled Gaussian compositions :math:`S` and the others
+    :math:`O`.  The reported epsilon is the smallest of these valid bounds:
+
+    * basic composition of every entry, :math:`\sum_i \varepsilon_i` (when :math:`D \ge \sum_i
+      \delta_i`);
+    * :math:`\varepsilon_G + \varepsilon_S + \sum_O \varepsilon_i`, where :math:`G` is exactly
+      :math:`\sqrt{\sum_G \mu_i^2}`-GDP, stated at
+      :math:`D - \sum_{S \cup O}\delta_i - \sum_G e_i`, and :math:`\varepsilon_S` is the smaller
+      of :math:`\sum_S \varepsilon_i` and the joint RDP bound of :math:`S` at :math:`\sum_S
+      \delta_i`;
+    * the joint RDP bound of :math:`G \cup S` (a :math:`\mu`-GDP release has the RDP curve
+      :math:`\alpha\mu^2/2`) at :math:`D - \sum_O \delta_i - \sum_G e_i`, plus
+      :math:`\sum_O \varepsilon_i`.
+
+    The ``extra_delta`` of thresholding composes additively (when no key is released the
+    release is the Gaussian mechanism; see ``doc/privacy.md``).
     Processes do not share memory: with ``GridSearchCV(n_jobs>1)`` and a process backend the
-    workers' records do not come back; use ``n_jobs=1`` or a threading backend.
+    workers' records do not come back; use ``n_jobs=1`` or a threading backend.  A pickled and
+    unpickled ledger is a copy (with the same records), not the same account.
     """
 
     def __init__(self, max_epsilon: float | None = None, max_delta: float | None = None):
+        for name, value in (("max_epsilon", max_epsilon), ("max_delta", max_delta)):
+            if value is not None and (math.isnan(float(value)) or float(value) < 0):
+                raise ValueError(f"{name} must be None or >= 0, got {value}")
         self.max_epsilon = max_epsilon
         self.max_delta = max_delta
         self._entries: list[PrivacyRelease] = []
@@ -115,7 +174,9 @@ class PrivacyLedger:
         return self
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        with self._lock:
+            state = self.__dict__.copy()
+            state["_entries"] = list(self._entries)
         del state["_lock"]
         return state
 
@@ -130,7 +191,7 @@ class PrivacyLedger:
             return list(self._entries)
 
     def spent(self, delta: float | None = None) -> tuple[float, float]:
-        """Composed ``(epsilon, delta)`` of everything recorded."""
+        """Composed ``(epsilon, delta)`` of everything recorded (at ``delta`` when given)."""
         with self._lock:
             return _compose(self._entries, delta)
 
@@ -151,18 +212,52 @@ class PrivacyLedger:
 
     def record(self, *releases: PrivacyRelease) -> None:
         """Check the budget and record ``releases`` atomically."""
+        for r in releases:
+            if not isinstance(r, PrivacyRelease):
+                raise TypeError(f"a ledger records PrivacyRelease objects, got {type(r).__name__}")
         with self._lock:
             self.check(releases)
             self._entries.extend(releases)
+
+    def report(self, delta: float | None = None) -> dict:
+        """The whole account as a plain dict (JSON-serialisable).
+
+        Keys: ``epsilon``, ``delta`` (the composed spend, see :meth:`spent`), ``neighbouring``
+        (the relation of the releases, ``"mixed: ..."`` if they differ), ``n_releases``,
+        ``releases`` (one dict per release, oldest first), ``max_epsilon``, ``max_delta`` and
+        ``accounting`` (how the releases were composed).
+        """
+        with self._lock:
+            entries = list(self._entries)
+            eps, dlt = _compose(entries, delta)
+        relations = sorted({e.neighbouring for e in entries})
+        if not relations:
+            neighbouring = ADD_REMOVE
+        elif len(relations) == 1:
+            neighbouring = relations[0]
+        else:
+            neighbouring = "mixed: " + "; ".join(relations)
+        return {
+            "epsilon": float(eps),
+            "delta": float(dlt),
+            "neighbouring": neighbouring,
+            "n_releases": len(entries),
+            "releases": [e.to_dict() for e in entries],
+            "max_epsilon": self.max_epsilon,
+            "max_delta": self.max_delta,
+            "accounting": _ACCOUNTING,
+        }
 
     def to_frame(self):
         """The records as a :class:`pandas.DataFrame`, one row per release."""
         import pandas as pd
 
-        return pd.DataFrame([r.to_dict() for r in self.entries])
+        columns = [f.name for f in fields(PrivacyRelease)]
+        return pd.DataFrame([r.to_dict() for r in self.entries], columns=columns)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            return len(self._entries)
 
     def __repr__(self) -> str:
         eps, dlt = self.spent()
@@ -170,30 +265,79 @@ class PrivacyLedger:
                 f"{len(self)} releases, spent epsilon={eps:.4g}, delta={dlt:.3g})")
 
 
+def _is_subsampled(e: PrivacyRelease) -> bool:
+    return (e.mu is None and e.noise_multiplier is not None and e.sample_rate is not None
+            and e.steps is not None)
+
+
+def _rdp_curve(e: PrivacyRelease) -> np.ndarray:
+    if e.mu is not None:  # mu-GDP: the Gaussian mechanism with noise multiplier 1/mu, RDP alpha mu^2/2
+        sigma = math.inf if e.mu == 0 else 1.0 / e.mu
+        return subsampled_gaussian_rdp(sigma, 1.0, 1)
+    return subsampled_gaussian_rdp(e.noise_multiplier, e.sample_rate, e.steps)
+
+
+def _rdp_epsilon(group: list[PrivacyRelease], delta: float) -> float:
+    if not 0 < delta < 1:
+        return math.inf
+    return rdp_to_epsilon(sum(_rdp_curve(e) for e in group), delta)
+
+
+def _shift(extra: float) -> float:
+    """The epsilon shift -log(1 - e) that covers an additive (thresholding) delta ``e`` both ways."""
+    return -math.log1p(-extra) if extra < 1 else math.inf
+
+
+def _gdp_epsilon_with_extra(mu: float, room: float, extra: float) -> float:
+    """Epsilon of mu-GDP plus an additive ``extra`` delta, stated at ``room + extra``.
+
+    With the differing row present, the output is the Gaussian mechanism's except on an event of
+    probability at most ``extra`` (a key of that row alone crosses the threshold): the
+    direction P - e^eps Q gains exactly ``extra``; the direction Q - e^eps P sees P scaled by
+    (1 - extra), i.e. the Gaussian curve at eps - t, t = -log(1 - extra), and
+    delta_G(eps - t) <= delta_G(eps) + t Phi(-(eps - t)/mu + mu/2), which stays within
+    ``extra`` except in degenerate regimes, where eps is raised by t.
+    """
+    eps = gdp_epsilon(mu, min(room, 1 - 1e-12))
+    if extra > 0 and math.isfinite(eps):
+        t = _shift(extra)
+        if t * float(special.ndtr(-(eps - t) / mu + mu / 2)) > extra:
+            eps += t
+    return eps
+
+
 def _compose(entries: list[PrivacyRelease], delta: float | None) -> tuple[float, float]:
+    if delta is not None and (math.isnan(float(delta)) or not 0 <= float(delta) <= 1):
+        raise ValueError(f"delta must be in [0, 1], got {delta}")
     if not entries:
-        return 0.0, 0.0
-    basic_eps = sum(e.epsilon for e in entries)
-    basic_delta = sum(e.delta for e in entries)
-    gdp = [e for e in entries if e.mu is not None]
-    other = [e for e in entries if e.mu is None]
-    other_eps = sum(e.epsilon for e in other)
-    other_delta = sum(e.delta for e in other)
-    extra = sum(e.extra_delta for e in gdp)
+        return 0.0, 0.0 if delta is None else float(delta)
+    basic_eps = math.fsum(e.epsilon for e in entries)
+    basic_delta = math.fsum(e.delta for e in entries)
     target = basic_delta if delta is None else float(delta)
-    if not gdp:
-        if delta is not None and delta < basic_delta:
-            raise ValueError(f"cannot state the spend at delta={delta} < {basic_delta}")
-        return basic_eps, basic_delta
-    mu = compose_gdp(e.mu for e in gdp)
-    room = target - other_delta - extra
-    if room <= 0:
-        raise ValueError(f"cannot state the spend at delta={target}: the non-GDP part needs more")
-    if math.isinf(mu):
-        return math.inf, target
-    eps = other_eps + gdp_epsilon(mu, min(room, 1 - 1e-12))
-    if delta is None:
-        eps = min(eps, basic_eps)
-    return float(eps), float(target)
+    gdp = [e for e in entries if e.mu is not None]
+    sub = [e for e in entries if _is_subsampled(e)]
+    other = [e for e in entries if e.mu is None and not _is_subsampled(e)]
+    o_eps, o_delta = math.fsum(e.epsilon for e in other), math.fsum(e.delta for e in other)
+    s_eps, s_delta = math.fsum(e.epsilon for e in sub), math.fsum(e.delta for e in sub)
+    extra = math.fsum(e.extra_delta for e in gdp)
 
-
+    candidates = []
+    if target >= basic_delta * (1 - 1e-12):
+        candidates.append(basic_eps)
+    if sub:
+        s_eps = min(s_eps, _rdp_epsilon(sub, s_delta))
+    if gdp:
+        mu = compose_gdp(e.mu for e in gdp)
+        room = target - o_delta - s_delta - extra
+        if room > 0:
+            g_eps = math.inf if math.isinf(mu) else _gdp_epsilon_with_extra(mu, room, extra)
+            candidates.append(o_eps + s_eps + g_eps)
+        if sub:  # all Gaussian releases together under RDP
+            room = target - o_delta - extra
+            candidates.append(o_eps + _rdp_epsilon(gdp + sub, min(room, 1 - 1e-12)) + _shift(extra))
+    elif target >= (o_delta + s_delta) * (1 - 1e-12):
+        candidates.append(o_eps + s_eps)
+    if not candidates or all(math.isnan(c) for c in candidates):
+        raise ValueError(f"cannot state the spend at delta={target}: the releases need more delta "
+                         f"(sum of their deltas {basic_delta:.3g})")
+    return float(min(c for c in candidates if not math.isnan(c))), float(target)

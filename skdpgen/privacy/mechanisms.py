@@ -16,8 +16,10 @@ def gaussian_noise_like(value: torch.Tensor | np.ndarray, noise_std: float, rng)
     """Gaussian noise with the shape of ``value``, from ``rng``.
 
     ``rng`` is a :class:`numpy.random.Generator` for numpy input and a :class:`torch.Generator`
-    (on the tensor's device) for torch input.  Noise is drawn in float64.
+    (on any device; the noise is moved to the tensor's device) for torch input.  Noise is drawn
+    in float64.
     """
+    _check_noise_std(noise_std)
     if isinstance(value, torch.Tensor):
         if not isinstance(rng, torch.Generator):
             raise TypeError("a torch.Tensor needs a torch.Generator")
@@ -34,8 +36,16 @@ def gaussian_mechanism(value: torch.Tensor | np.ndarray, noise_std: float, rng) 
     With L2 sensitivity :math:`\Delta` the release is exactly :math:`(\Delta/s)`-GDP; the caller
     records it in a :class:`~skdpgen.PrivacyLedger` (see :class:`~skdpgen.privacy.PrivacyRelease`).
     """
-    if noise_std < 0 or not np.isfinite(noise_std):
-        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std}")
+    _check_noise_std(noise_std)
     if isinstance(value, torch.Tensor):
         return value.to(torch.float64) + gaussian_noise_like(value, noise_std, rng)
     return np.asarray(value, dtype=np.float64) + gaussian_noise_like(value, noise_std, rng)
+
+
+def _check_noise_std(noise_std) -> None:
+    try:
+        ok = float(noise_std) >= 0 and np.isfinite(float(noise_std))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")

@@ -1,0 +1,271 @@
+"""DPMMDSynthesizer refuses bad input with a message that names the problem; nothing is dropped silently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+
+from skdpgen import DPMMDSynthesizer
+from skdpgen.privacy import PrivacyLedger
+
+FAST = dict(n_iter=2, batch_size=16, hidden=(8,), hermite_order=2, latent_dim=4, random_state=0, device="cpu")
+
+SCHEMA = {
+    "age": {"type": "integer", "bounds": [0, 100]},
+    "income": {"type": "continuous", "bounds": [0, 1e5]},
+    "sex": {"type": "categorical", "categories": ["F", "M"]},
+    "label": {"type": "categorical", "categories": ["no", "yes"]},
+    "__target__": "label",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _table(n=12):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.integers(18, 80, n), "income": rng.uniform(0, 5e4, n),
+                      "sex": pd.Series(["F", "M"] * (n // 2), dtype=object)})
+    y = pd.Series(["no", "yes", "yes"] * (n // 3), name="label", dtype=object)
+    return X, y
+
+
+def _syn(**kw):
+    return DPMMDSynthesizer(**{**FAST, "schema": SCHEMA, **kw})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = _table()
+    return _syn().fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def fitted_no_y():
+    X, _ = _table()
+    return _syn().fit(X)
+
+
+# ----------------------------------------------------------------------------- empty data
+@pytest.mark.parametrize("X, match", [
+    (pd.DataFrame({"age": pd.Series([], dtype=int)}), "0 rows"),
+    (pd.DataFrame(index=range(5)), "0 columns"),
+    (np.empty((0, 3)), r"0 sample\(s\)"),
+    (np.empty((5, 0)), r"0 feature\(s\)"),
+])
+def test_empty_data(X, match):
+    with pytest.raises(ValueError, match=match):
+        DPMMDSynthesizer(**FAST).fit(X)
+    with pytest.raises(ValueError, match=match):
+        _syn().fit(X)
+
+
+# ----------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("epsilon", [0, -1.0, float("nan")])
+def test_epsilon_must_be_positive(epsilon):
+    X, y = _table()
+    with pytest.raises(ValueError, match="'epsilon' parameter"):
+        _syn(epsilon=epsilon).fit(X, y)
+
+
+@pytest.mark.parametrize("delta", [0, 1, -1, float("nan")])
+def test_delta_must_be_in_open_unit_interval(delta):
+    X, y = _table()
+    with pytest.raises(ValueError, match=r"'delta' parameter .* range \(0.0, 1.0\)"):
+        _syn(delta=delta).fit(X, y)
+
+
+def test_unknown_feature_map():
+    X, y = _table()
+    with pytest.raises(ValueError, match="'features' parameter"):
+        _syn(features="wavelet").fit(X, y)
+
+
+def test_perceptual_needs_an_extractor():
+    X, y = _table()
+    with pytest.raises(ValueError, match="features='perceptual' needs feature_extractor"):
+        _syn(features="perceptual").fit(X, y)
+
+
+def test_schema_of_the_wrong_type():
+    X, y = _table()
+    with pytest.raises(ValueError, match="'schema' parameter"):
+        _syn(schema=42).fit(X, y)
+
+
+def test_partial_fit_needs_a_declared_schema():
+    X, _ = _table()
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as info:
+        DPMMDSynthesizer(**FAST).partial_fit(X)
+    assert "partial_fit needs a declared schema" in str(info.value.__cause__)  # shown in the traceback
+
+
+def test_finalize_without_partial_fit():
+    with pytest.raises(ValueError, match="nothing to finalize"):
+        _syn().finalize()
+
+
+# ----------------------------------------------------------------------------- the data against the schema
+def test_column_not_in_the_schema():
+    X, y = _table()
+    with pytest.raises(ValueError, match=r"schema does not describe the columns \['zip'\]"):
+        _syn().fit(X.assign(zip=1.0), y)
+
+
+def test_unknown_category_raises_rather_than_dropping_the_row():
+    X, y = _table()
+    X.loc[4, "sex"] = "X"
+    with pytest.raises(ValueError, match=r"column 'sex' has 1 value\(s\) not among the schema's categories"):
+        _syn().fit(X, y)
+
+
+def test_unknown_label_raises_rather_than_dropping_the_row():
+    X, y = _table()
+    y[2] = "maybe"
+    with pytest.raises(ValueError, match=r"y has labels not declared in the schema: \['maybe'\]"):
+        _syn().fit(X, y)
+
+
+def test_infinite_values():
+    X, y = _table()
+    X.loc[1, "income"] = np.inf
+    with pytest.raises(ValueError, match=r"column 'income' holds non-finite values \(inf\)"):
+        _syn().fit(X, y)
+    A = np.random.default_rng(0).normal(size=(10, 2))
+    A[3, 1] = -np.inf
+    with pytest.raises(ValueError, match="contains infinity"):
+        DPMMDSynthesizer(**FAST).fit(A)
+
+
+@pytest.mark.parametrize("column, value", [("age", np.nan), ("income", np.nan), ("sex", None)])
+def test_missing_value_in_a_non_nullable_column(column, value):
+    X, y = _table()
+    X[column] = X[column].astype(object if column == "sex" else float)
+    X.loc[5, column] = value
+    with pytest.raises(ValueError, match=rf"column '{column}' has 1 missing value\(s\) but the schema "
+                                         "declares it non-nullable"):
+        _syn().fit(X, y)
+
+
+def test_non_numeric_values_in_a_numeric_column():
+    X, y = _table()
+    X["age"] = X["age"].astype(object)
+    X.loc[0, "age"] = "old"
+    with pytest.raises(ValueError, match="column 'age' is declared numeric but holds non-numeric values"):
+        _syn().fit(X, y)
+
+
+def test_target_must_be_discrete():
+    X, y = _table()
+    schema = {**SCHEMA, "label": {"type": "continuous", "bounds": [0, 1]}}
+    with pytest.raises(ValueError, match="target 'label' must be categorical or boolean"):
+        _syn(schema=schema).fit(X, y.map({"no": 0.0, "yes": 1.0}))
+
+
+def test_rows_of_a_class_suppressed_by_dp_are_reported():
+    # no declared schema: the label set is a DP release, a class held by one row is not released and
+    # its row cannot enter the class-conditional embedding; the fit says so
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"v": rng.uniform(1, 2, 2000)})
+    y = pd.Series(["a"] * 1000 + ["b"] * 999 + ["c"], name="cls")
+    with pytest.warns(UserWarning, match="1 rows have labels whose class was not released"):
+        est = DPMMDSynthesizer(**{**FAST, "schema_share": 0.5}).fit(X, y)
+    assert est.classes_.tolist() == ["a", "b"]
+
+
+# ----------------------------------------------------------------------------- y
+def test_y_length_mismatch():
+    X, y = _table()
+    with pytest.raises(ValueError, match="X has 12 rows but y has 11"):
+        _syn().fit(X, y.iloc[:11])
+
+
+def test_y_with_missing_values():
+    X, y = _table()
+    y[0] = None
+    with pytest.raises(ValueError, match="y contains missing values"):
+        _syn().fit(X, y)
+
+
+def test_y_must_be_one_column():
+    X, y = _table()
+    with pytest.raises(ValueError, match="y must be one column"):
+        _syn().fit(X, pd.DataFrame({"a": y, "b": y}))
+
+
+def test_return_y_without_y(fitted_no_y):
+    with pytest.raises(ValueError, match="return_y=True needs a class-conditional fit"):
+        fitted_no_y.sample(3, return_y=True)
+
+
+# ----------------------------------------------------------------------------- sample
+@pytest.mark.parametrize("n", [0, -3])
+def test_n_samples_below_one(fitted, n):
+    with pytest.raises(ValueError, match="n_samples must be >= 1"):
+        fitted.sample(n)
+
+
+@pytest.mark.parametrize("n", [2.5, 3.0, "10", True, None])
+def test_n_samples_not_an_integer(fitted, n):
+    with pytest.raises(TypeError, match="n_samples must be an integer"):
+        fitted.sample(n)
+
+
+def test_sample_before_fit():
+    with pytest.raises(NotFittedError):
+        _syn().sample(3)
+
+
+# ----------------------------------------------------------------------------- score
+def test_score_missing_column(fitted):
+    X, y = _table()
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing:\n- sex"):
+        fitted.score(X.drop(columns="sex"), y)
+
+
+def test_score_extra_column(fitted):
+    X, y = _table()
+    with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- zip"):
+        fitted.score(X.assign(zip=0.0), y)
+
+
+def test_score_wrong_number_of_columns_for_an_array():
+    A = np.random.default_rng(0).normal(size=(10, 3))
+    est = DPMMDSynthesizer(**{**FAST, "epsilon": float("inf")}).fit(A)
+    with pytest.raises(ValueError, match="X has 2 features, but DPMMDSynthesizer is expecting 3"):
+        est.score(A[:, :2])
+
+
+def test_score_rejects_what_fit_rejects(fitted):
+    X, y = _table()
+    bad = X.copy()
+    bad.loc[0, "sex"] = "X"
+    with pytest.raises(ValueError, match="not among the schema's categories"):
+        fitted.score(bad, y)
+    bad = X.copy()
+    bad.loc[0, "income"] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        fitted.score(bad, y)
+    y_bad = y.copy()
+    y_bad[0] = "maybe"
+    with pytest.raises(ValueError, match="y has labels not declared in the schema"):
+        fitted.score(X, y_bad)
+    with pytest.raises(ValueError, match="X has 12 rows but y has 3"):
+        fitted.score(X, y.iloc[:3])
+
+
+def test_failed_fit_records_nothing():
+    X, y = _table()
+    X.loc[4, "sex"] = "X"
+    ledger = PrivacyLedger()
+    with pytest.raises(ValueError, match="not among the schema's categories"):
+        _syn(ledger=ledger).fit(X, y)
+    assert ledger.entries == []
