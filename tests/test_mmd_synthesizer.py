@@ -1,0 +1,190 @@
+"""DPMMDSynthesizer end to end: sampling, dtypes, chunked fitting, privacy report, utility."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.decomposition import PCA
+
+from skdpgen import DPMMDSynthesizer, PrivacyLedger
+from skdpgen.encoding import TabularEncoder
+from skdpgen.metrics import tstr_score
+from skdpgen.mmd.synthesizer import _COUNT_WEIGHT
+from skdpgen.privacy import gdp_epsilon, gdp_mu
+
+FAST = dict(n_iter=300, batch_size=256, hidden=(64, 64), latent_dim=8, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_table(n, seed):
+    """Two classes differing in a continuous, an integer, a categorical and a nullable column."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({
+        "income": np.clip(rng.normal(40 + 20 * y, 10), 0, 100),
+        "age": np.clip(rng.normal(30 + 15 * y, 8), 18, 90).round().astype(int),
+        "city": np.where(rng.random(n) < 0.2 + 0.6 * y, "north", np.where(rng.random(n) < 0.5, "south", "east")),
+        "score": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(0, 1, n) + 0.5 * y),
+    })
+    X["city"] = X["city"].astype(object)
+    labels = np.where(y == 1, "yes", "no")
+    return X, pd.Series(labels, name="label")
+
+
+SCHEMA = {
+    "income": {"type": "continuous", "bounds": [0, 100]},
+    "age": {"type": "integer", "bounds": [18, 90]},
+    "city": {"type": "categorical", "categories": ["east", "north", "south"]},
+    "score": {"type": "continuous", "bounds": [0, 1.5], "nullable": True},
+    "label": {"type": "categorical", "categories": ["no", "yes"]},
+    "__target__": "label",
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_table(3000, 0)
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    X, y = table
+    return DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **FAST).fit(X, y)
+
+
+def test_sample_keeps_columns_dtypes_categories_and_labels(fitted, table):
+    X, _ = table
+    X_fake, y_fake = fitted.sample(500, random_state=1, return_y=True)
+    assert list(X_fake.columns) == list(X.columns)
+    assert (X_fake.dtypes == X.dtypes).all()
+    assert set(X_fake["city"]) <= {"east", "north", "south"}
+    assert X_fake["income"].between(0, 100).all() and X_fake["age"].between(18, 90).all()
+    assert set(y_fake) <= {"no", "yes"} and y_fake.name == "label" and len(y_fake) == 500
+    assert X_fake["score"].isna().any()  # missing values are modelled, not dropped
+    again = fitted.sample(500, random_state=1, return_y=True)
+    pd.testing.assert_frame_equal(X_fake, again[0])
+    assert fitted.get_feature_names_out().tolist() == list(X.columns)
+
+
+def test_class_conditional_structure_is_learned_without_privacy():
+    X, y = make_table(4000, 1)
+    X_te, y_te = make_table(2000, 2)
+    syn = DPMMDSynthesizer(epsilon=math.inf, schema=SCHEMA, random_state=0, **FAST).fit(X, y)
+    X_fake, y_fake = syn.sample(4000, random_state=0, return_y=True)
+    assert abs((y_fake == "yes").mean() - (y == "yes").mean()) < 0.03
+    # class-conditional means of the continuous column are reproduced (true gap 20)
+    gap = X_fake["income"][y_fake == "yes"].mean() - X_fake["income"][y_fake == "no"].mean()
+    assert 14 < gap < 26
+    assert abs(X_fake["score"].isna().mean() - 0.2) < 0.06
+    auc = tstr_score(syn, X_te, y_te, n_samples=4000)
+    assert auc > 0.9  # the real-data ceiling on this table is about 0.97
+
+
+def test_private_fit_keeps_utility(table):
+    X, y = table
+    X_te, y_te = make_table(2000, 3)
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **FAST).fit(X, y)
+    assert tstr_score(syn, X_te, y_te, n_samples=3000) > 0.85
+
+
+def test_privacy_report_composes_to_the_target(fitted):
+    rep = fitted.privacy_report_
+    assert rep["neighbouring"] == "add/remove one row"
+    assert rep["epsilon"] <= 1.0 + 1e-9 and rep["delta"] <= 1e-5 * (1 + 1e-12)
+    (release,) = rep["releases"]
+    sens = math.sqrt(1 + _COUNT_WEIGHT**2)
+    assert release["sensitivity"] == pytest.approx(sens)
+    assert release["noise_std"] == pytest.approx(sens / gdp_mu(1.0, 1e-5), rel=1e-9)
+
+
+def test_estimated_schema_is_charged_and_total_composes_exactly(table):
+    X, y = table
+    ledger = PrivacyLedger()
+    syn = DPMMDSynthesizer(epsilon=2.0, delta=1e-5, random_state=0, ledger=ledger, **FAST).fit(X, y)
+    names = [r.name for r in ledger.entries]
+    assert names[0] == "schema" and names[-1] == "DPMMDSynthesizer.embedding"
+    mus = [r.mu for r in ledger.entries]
+    extra = sum(r.extra_delta for r in ledger.entries)
+    eps = gdp_epsilon(math.sqrt(sum(m * m for m in mus)), 1e-5 - extra)
+    assert eps == pytest.approx(2.0, rel=1e-6)
+    assert ledger.spent()[0] == pytest.approx(2.0, rel=1e-6)
+    assert syn.privacy_report_["epsilon"] == pytest.approx(2.0, rel=1e-6)
+    # the schema was estimated, not read: bounds lie on the public grid and cover the data
+    lo, hi = syn.schema_["income"].bounds
+    assert lo <= np.percentile(X["income"], 1) and hi >= np.percentile(X["income"], 99)
+
+
+def test_partial_fit_chunks_release_the_same_embedding_as_fit(table):
+    X, y = table
+    full = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=3, n_iter=0, device="cpu").fit(X, y)
+    chunked = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=3, n_iter=0, device="cpu")
+    for start in range(0, len(X), 700):
+        chunked.partial_fit(X.iloc[start:start + 700], y.iloc[start:start + 700])
+    with pytest.raises(Exception, match="finalize|fitted"):
+        chunked.sample(1)
+    chunked.finalize()
+    torch.testing.assert_close(full.embedding_, chunked.embedding_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(full.class_prior_, chunked.class_prior_)
+    assert not hasattr(chunked, "_sums")  # the exact sums are gone after the release
+
+
+def test_numpy_in_numpy_out_and_unconditional():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, size=(500, 3))
+    schema = {f"x{i}": {"type": "continuous", "bounds": [0, 1]} for i in range(3)}
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=schema, random_state=0, **FAST).fit(X)
+    out = syn.sample(20)
+    assert isinstance(out, np.ndarray) and out.shape == (20, 3)
+    with pytest.raises(ValueError, match="return_y"):
+        syn.sample(5, return_y=True)
+
+
+@pytest.mark.parametrize("features", ["rff", "ntk", "perceptual"])
+def test_other_feature_maps_fit_and_sample(table, features):
+    X, y = table
+    extra = {}
+    if features == "perceptual":
+        # an extractor fitted on PUBLIC data of the same schema (here: a fresh draw)
+        public, _ = make_table(500, 99)
+        enc = TabularEncoder({k: v for k, v in SCHEMA.items() if k not in ("label", "__target__")}).fit(public)
+        extra = {"feature_extractor": PCA(n_components=5).fit(enc.transform(public)), "perceptual_moments": 2}
+    syn = DPMMDSynthesizer(features=features, epsilon=1.0, schema=SCHEMA, random_state=0, **FAST, **extra)
+    syn.fit(X, y)
+    X_fake = syn.sample(100, random_state=0)
+    assert X_fake.shape == (100, X.shape[1])
+    assert syn.privacy_report_["epsilon"] <= 1.0 + 1e-9
+
+
+def test_score_prefers_a_trained_generator(table):
+    X, y = table
+    X_te, y_te = make_table(1000, 5)
+    untrained = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **{**FAST, "n_iter": 0}).fit(X, y)
+    trained = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **FAST).fit(X, y)
+    assert trained.score(X_te, y_te) > untrained.score(X_te, y_te)
+    assert trained.score(X_te, y_te) <= 0.0
+    assert trained.score(X_te, y_te) == trained.score(X_te, y_te)
+
+
+def test_device_auto_is_cpu_without_cuda(fitted):
+    if not torch.cuda.is_available():
+        assert fitted.device_.type == "cpu"
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            DPMMDSynthesizer(device="cuda", schema=SCHEMA).fit(*make_table(50, 0))
+
+
+def test_global_rng_untouched(table):
+    X, y = table
+    np_state = np.random.get_state()[1].copy()
+    torch_state = torch.get_rng_state().clone()
+    DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **{**FAST, "n_iter": 5}).fit(X, y).sample(10)
+    assert np.array_equal(np_state, np.random.get_state()[1])
+    assert torch.equal(torch_state, torch.get_rng_state())
