@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
 
 from ._torch import derive_seeds, resolve_device
@@ -91,6 +91,10 @@ class BaseSynthesizer(BaseEstimator):
     verbose : int, default=0
     ledger : PrivacyLedger or None
         Shared account that records every release of this estimator (and of its clones).
+    n_threads : int or None, default=1
+        Torch CPU threads while fitting/sampling (``-1``: all CPUs, ``None``: leave torch's
+        setting).  One thread is fastest for these small models on small machines (see
+        :func:`skdpgen._torch.torch_threads`); raise it on many-core machines with big batches.
     """
 
     _parameter_constraints: dict = {
@@ -102,12 +106,13 @@ class BaseSynthesizer(BaseEstimator):
         "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
         "verbose": ["verbose"],
         "ledger": [None, PrivacyLedger],
+        "n_threads": [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")],
     }
 
     neighbouring = ADD_REMOVE
 
     def __init__(self, *, epsilon=1.0, delta=1e-5, schema=None, schema_share=0.1, random_state=None,
-                 device="auto", verbose=0, ledger=None):
+                 device="auto", verbose=0, ledger=None, n_threads=1):
         self.epsilon = epsilon
         self.delta = delta
         self.schema = schema
@@ -116,6 +121,7 @@ class BaseSynthesizer(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.ledger = ledger
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ input handling
     def _check_X(self, X, reset: bool) -> pd.DataFrame:

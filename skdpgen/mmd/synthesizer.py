@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .._torch import derive_seeds, torch_generator
+from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples, plan_gdp_budget
 from ..privacy import gaussian_mechanism
 from ..schema import Schema
@@ -89,7 +89,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
     learning_rate : float, default=2e-3
     chunk_size : int, default=8192
         Rows per chunk when the embedding is accumulated (memory use).
-    epsilon, delta, schema, schema_share, random_state, device, verbose, ledger
+    epsilon, delta, schema, schema_share, random_state, device, verbose, ledger, n_threads
         See :class:`~skdpgen.base.BaseSynthesizer`.
 
     Attributes
@@ -160,9 +160,10 @@ class DPMMDSynthesizer(BaseSynthesizer):
                  ntk_width=64, feature_extractor=None, perceptual_moments=1, latent_dim=32,
                  hidden=(256, 256), n_iter=2000, batch_size=1024, learning_rate=2e-3, chunk_size=8192,
                  epsilon=1.0, delta=1e-5, schema=None, schema_share=0.1, random_state=None,
-                 device="auto", verbose=0, ledger=None):
+                 device="auto", verbose=0, ledger=None, n_threads=1):
         super().__init__(epsilon=epsilon, delta=delta, schema=schema, schema_share=schema_share,
-                         random_state=random_state, device=device, verbose=verbose, ledger=ledger)
+                         random_state=random_state, device=device, verbose=verbose, ledger=ledger,
+                         n_threads=n_threads)
         self.features = features
         self.n_features = n_features
         self.length_scale = length_scale
@@ -178,6 +179,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         self.chunk_size = chunk_size
 
     # ------------------------------------------------------------------ fitting
+    @with_torch_threads
     def fit(self, X, y=None):
         """Fit on the whole table ``X`` (and optional class labels ``y``); returns self."""
         self._setup_fit()
@@ -191,6 +193,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         return self._finish(budget, schema_releases)
 
     @available_if(_declared_schema)
+    @with_torch_threads
     def partial_fit(self, X, y=None):
         """Add the rows of ``X`` to the exact (not yet private) sums; call :meth:`finalize` at the end.
 
@@ -213,6 +216,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         self._accumulate(Xf, ys)
         return self
 
+    @with_torch_threads
     def finalize(self):
         """Privatise the sums accumulated by :meth:`partial_fit` (one release) and train the generator."""
         if not hasattr(self, "_sums"):
@@ -364,6 +368,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
                 out.append(self.generator_(z, onehot, gen).cpu())
         return torch.cat(out).numpy().astype(np.float64), y_idx
 
+    @with_torch_threads
     def sample(self, n_samples: int = 1, random_state=None, return_y: bool = False):
         """Draw ``n_samples`` synthetic rows (post-processing: no privacy cost).
 
@@ -384,6 +389,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
             return X_out, pd.Series(_restore_labels(labels), name=self.target_name_)
         return X_out, _restore_labels(labels)
 
+    @with_torch_threads
     def score(self, X, y=None) -> float:
         r"""Negative squared MMD between ``X`` and synthetic rows under a fixed evaluation kernel.
 
