@@ -37,7 +37,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             resolved = torch.device(device)
         except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from exc
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available; use device='auto' or 'cpu'")
     return resolved

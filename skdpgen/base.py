@@ -164,7 +164,8 @@ class BaseSynthesizer(BaseEstimator):
         if len(series) != n_rows:
             raise ValueError(f"X has {n_rows} rows but y has {len(series)}")
         if series.isna().any():
-            raise ValueError("y contains missing values; the target of a class-conditional fit must be complete")
+            raise ValueError(
+                "y contains missing values; the target of a class-conditional fit must be complete")
         return series
 
     # ------------------------------------------------------------------ schema and budget
@@ -230,7 +231,8 @@ class BaseSynthesizer(BaseEstimator):
     def _restate(release: PrivacyRelease, budget: GDPBudget) -> PrivacyRelease:
         """State a schema release at its share of the fit's delta (so the deltas add up)."""
         delta = release.extra_delta + budget.release_delta(budget.schema_mu)
-        eps = gdp_epsilon(release.mu, delta - release.extra_delta) if release.mu and delta > release.extra_delta \
+        has_gdp = bool(release.mu) and delta > release.extra_delta
+        eps = gdp_epsilon(release.mu, delta - release.extra_delta) if has_gdp \
             else 0.0
         return replace(release, delta=delta, epsilon=eps)
 

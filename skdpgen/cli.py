@@ -28,7 +28,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delta", type=float, default=1e-5, help="privacy delta (default 1e-5)")
     p.add_argument("--features", default="hermite", choices=["hermite", "rff", "ntk"],
                    help="kernel feature map (default hermite)")
-    p.add_argument("--n-iter", type=int, default=2000, help="generator training steps")
+    p.add_argument("--n-iter", type=int, default=1000, help="generator training steps")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--report", type=Path, default=None, help="write the privacy report as JSON here")

@@ -217,7 +217,8 @@ class PerceptualFeatures(FeatureMap):
         with torch.no_grad():
             out = self.fn(torch.zeros(2, n_inputs, device=device, dtype=dtype))
         if out.ndim != 2:
-            raise ValueError(f"the feature extractor must return a 2-D (n, d) tensor, got shape {tuple(out.shape)}")
+            raise ValueError(
+                f"the feature extractor must return a 2-D (n, d) tensor, got shape {tuple(out.shape)}")
         self.n_features = out.shape[1] * moments
 
     def __call__(self, Z: torch.Tensor) -> torch.Tensor:

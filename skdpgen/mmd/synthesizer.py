@@ -82,7 +82,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
     latent_dim : int, default=32
     hidden : tuple of int, default=(256, 256)
         Hidden widths of the generator.
-    n_iter : int, default=2000
+    n_iter : int, default=1000
         Generator training steps (free: they only read the released embedding).
     batch_size : int, default=1024
         Generated rows per step.
@@ -158,7 +158,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
 
     def __init__(self, *, features="hermite", n_features=None, length_scale=None, hermite_order=20,
                  ntk_width=64, feature_extractor=None, perceptual_moments=1, latent_dim=32,
-                 hidden=(256, 256), n_iter=2000, batch_size=1024, learning_rate=2e-3, chunk_size=8192,
+                 hidden=(256, 256), n_iter=1000, batch_size=1024, learning_rate=2e-3, chunk_size=8192,
                  epsilon=1.0, delta=1e-5, schema=None, schema_share=0.1, random_state=None,
                  device="auto", verbose=0, ledger=None, n_threads=1):
         super().__init__(epsilon=epsilon, delta=delta, schema=schema, schema_share=schema_share,
@@ -187,7 +187,8 @@ class DPMMDSynthesizer(BaseSynthesizer):
         Xf = self._check_X(X, reset=True)
         ys = self._check_y(y, len(Xf))
         owner = self._owner()
-        feature_schema, target_spec, target_name, budget, schema_releases = self._resolve_schema(Xf, ys, owner)
+        resolved = self._resolve_schema(Xf, ys, owner)
+        feature_schema, target_spec, target_name, budget, schema_releases = resolved
         self._begin(feature_schema, target_spec, target_name, Xf)
         self._accumulate(Xf, ys)
         return self._finish(budget, schema_releases)
@@ -328,6 +329,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
                                            self.latent_dim, tuple(self.hidden), gen, self.device_)
         y_idx = torch.as_tensor(_stratified_labels(self.class_prior_, self.batch_size), device=self.device_)
         onehot = torch.nn.functional.one_hot(y_idx, n_classes).float()
+        weights = onehot.T / self.batch_size  # a dense matmul is ~3x faster than index_add_ with autograd
         opt = torch.optim.Adam(self.generator_.parameters(), lr=self.learning_rate)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.n_iter, 1))
         self.loss_curve_ = []
@@ -340,7 +342,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         for _ in steps:
             z = torch.randn(self.batch_size, self.latent_dim, generator=gen, device=self.device_)
             phi = self.feature_map_(self.generator_(z, onehot, gen))
-            emb = torch.zeros_like(self.embedding_).index_add_(0, y_idx, phi) / self.batch_size
+            emb = weights @ phi  # (1/m) sum_j onehot(y_j) phi(G(z_j, y_j))^T
             loss = (self.embedding_ - emb).pow(2).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
