@@ -481,9 +481,11 @@ def _restore_discrete(idx: np.ndarray, spec: ColumnSpec, dtype):
     has_gap = bool((~is_cat).any())
 
     if isinstance(dtype, pd.CategoricalDtype):
-        if OTHER in set(dtype.categories):  # otherwise missing: the dtype cannot hold it
-            values[other] = OTHER
-        return pd.Categorical(values, dtype=dtype)
+        # rebuilt from the PUBLIC schema: the input's category list may have been inferred from the
+        # private rows (pd.Categorical(data) does that) and must not reach the output
+        public = list(cats) + ([OTHER] if spec.unknown == "other" and OTHER not in cats else [])
+        values[other] = OTHER if spec.unknown == "other" else None
+        return pd.Categorical(values, dtype=pd.CategoricalDtype(public, ordered=dtype.ordered))
     if isinstance(dtype, np.dtype):
         if dtype.kind == "O":
             values[other] = OTHER
