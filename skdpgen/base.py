@@ -185,8 +185,14 @@ class BaseSynthesizer(BaseEstimator):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
 
-    def _resolve_schema(self, X: pd.DataFrame, y: pd.Series | None, owner: str):
-        """Return (feature schema, target spec or None, target name, budget, schema releases)."""
+    def _resolve_schema(self, X: pd.DataFrame, y: pd.Series | None, owner: str, split: str = "gdp"):
+        r"""Return (feature schema, target spec or None, target name, budget, schema releases).
+
+        ``split="gdp"``: the schema and the model share one GDP budget (``schema_share`` of
+        :math:`\mu^2`).  ``split="basic"``: the schema gets ``(schema_share * epsilon,
+        schema_share * delta)`` and the model the rest, by basic composition (for models whose
+        own releases are not Gaussian, e.g. DP-SGD).
+        """
         declared = None if self.schema is None else Schema.coerce(self.schema)
         names = list(X.columns)
         target_name = self._target_name(y, declared) if y is not None else None
@@ -199,8 +205,14 @@ class BaseSynthesizer(BaseEstimator):
         need_schema = need_features or need_target
         need_threshold = need_target or (need_features and any(
             not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]) for c in names))
-        budget = plan_gdp_budget(float(self.epsilon), float(self.delta), float(self.schema_share),
-                                 need_schema, need_threshold)
+        if split == "basic":
+            share = float(self.schema_share) if need_schema else 0.0
+            budget = plan_gdp_budget(float(self.epsilon) * share if need_schema else float(self.epsilon),
+                                     float(self.delta) * share if need_schema else float(self.delta),
+                                     1.0, need_schema, need_threshold)
+        else:
+            budget = plan_gdp_budget(float(self.epsilon), float(self.delta), float(self.schema_share),
+                                     need_schema, need_threshold)
         releases: list[PrivacyRelease] = []
         if need_schema:
             rng = np.random.default_rng(self._seeds[0])
@@ -247,7 +259,7 @@ class BaseSynthesizer(BaseEstimator):
             self.ledger.record(*releases)
         self._releases = list(releases)
 
-    def _make_report(self, budget: GDPBudget) -> dict:
+    def _make_report(self, budget: GDPBudget | None, accounting: str | None = None) -> dict:
         own = PrivacyLedger()
         own.record(*self._releases)
         eps, dlt = own.spent()
@@ -257,9 +269,9 @@ class BaseSynthesizer(BaseEstimator):
             "target_epsilon": float(self.epsilon),
             "target_delta": float(self.delta),
             "neighbouring": self.neighbouring,
-            "mu": budget.mu,
-            "accounting": "Gaussian DP (exact composition of Gaussian releases, Dong-Roth-Su 2022) "
-                          "converted to (epsilon, delta) with the analytic Gaussian formula",
+            "mu": None if budget is None else budget.mu,
+            "accounting": accounting or "Gaussian DP (exact composition of Gaussian releases, Dong-Roth-Su "
+                                        "2022) converted to (epsilon, delta) with the analytic Gaussian formula",
             "releases": [r.to_dict() for r in self._releases],
         }
 

@@ -2,5 +2,6 @@
 
 from .model import SplineCouplingFlow
 from .splines import n_spline_params, rational_quadratic_spline
+from .synthesizer import DPFlowSynthesizer
 
-__all__ = ["SplineCouplingFlow", "rational_quadratic_spline", "n_spline_params"]
+__all__ = ["DPFlowSynthesizer", "SplineCouplingFlow", "rational_quadratic_spline", "n_spline_params"]
