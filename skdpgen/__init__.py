@@ -1,6 +1,7 @@
 """skdpgen: differentially private generative models for scikit-learn users."""
 
 from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
+from .flows import DPFlowSynthesizer
 from .mmd import DPMMDSynthesizer
 from .privacy import PrivacyLedger, PrivacyRelease
 from .schema import ColumnSpec, Schema
@@ -9,6 +10,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ColumnSpec",
+    "DPFlowSynthesizer",
     "DPMMDSynthesizer",
     "PrivacyBudgetExceeded",
     "PrivacyLeakWarning",

@@ -90,6 +90,8 @@ def test_budget_refused_before_training():
     assert len(ledger) == 0 and not hasattr(flow, "flow_")
 
 
-def test_y_is_refused_with_a_clear_message():
-    with pytest.raises(ValueError, match="put the label in X"):
-        DPFlowSynthesizer(schema=SCHEMA, **FAST).fit(mixed_table(100, 0), np.zeros(100))
+def test_y_is_ignored_like_sklearn_density_estimators():
+    X = mixed_table(300, 0)
+    a = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X, np.zeros(300))
+    b = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X)
+    pd.testing.assert_frame_equal(a.sample(50, random_state=0), b.sample(50, random_state=0))

@@ -22,11 +22,14 @@ from skdpgen import DPMMDSynthesizer
 from skdpgen.datasets import load_breast_cancer_table
 from skdpgen.exceptions import PrivacyBudgetExceeded
 from skdpgen.metrics import tstr_scorer
+from skdpgen.flows import DPFlowSynthesizer
 from skdpgen.privacy import PrivacyLedger, compose_gdp, gdp_epsilon
 
 # Tiny models: the checks fit dozens of times.
 FAST = dict(n_iter=20, batch_size=64, hidden=(32,), hermite_order=4, latent_dim=8, random_state=0,
             device="cpu")
+
+FLOW_FAST = dict(n_layers=2, hidden=(16,), epochs=2, batch_size=32, random_state=0, device="cpu")
 
 # A public schema for the checks' numpy data ("x0", "x1", ...; at most 10 columns, values within
 # [-200, 200]; some checks insert NaN) and their small integer labels.
@@ -84,6 +87,9 @@ def _expected_failed_checks(estimator) -> dict[str, str]:
         DPMMDSynthesizer(epsilon=1.0, schema=GENERIC_SCHEMA, **FAST),
         # no privacy: the same code path as the first, without noise
         DPMMDSynthesizer(epsilon=float("inf"), **FAST),
+        # the flow: DP-SGD with a declared schema, and the non-private reference
+        DPFlowSynthesizer(epsilon=1.0, schema=GENERIC_SCHEMA, **FLOW_FAST),
+        DPFlowSynthesizer(epsilon=float("inf"), **FLOW_FAST),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from numbers import Integral, Real
@@ -129,12 +130,13 @@ class DPFlowSynthesizer(BaseSynthesizer):
     # ------------------------------------------------------------------ fitting
     @with_torch_threads
     def fit(self, X, y=None):
-        """Fit the flow on ``X`` (a table; put a label in ``X`` as a categorical column)."""
+        """Fit the flow on the table ``X``; returns self.
+
+        ``y`` is ignored (as in :class:`~sklearn.mixture.GaussianMixture`): to model a label, put
+        it in ``X`` as a categorical column; the flow then models the joint distribution.
+        """
         self._setup_fit()
         Xf = self._check_X(X, reset=True)
-        if y is not None:
-            raise ValueError("DPFlowSynthesizer does not take y yet: put the label in X as a categorical "
-                             "column (the flow models the joint distribution)")
         owner = f"{type(self).__name__}#{id(self):x}"
         feature_schema, _, _, budget, schema_releases = self._resolve_schema(Xf, None, owner, split="basic")
         self.schema_ = feature_schema
@@ -238,9 +240,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
         """Log-density of each row in the original units (see the class docstring for discrete columns)."""
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
-        Z = self._flow_encoder.to_tensor(Xf, device=self.device_, dtype=torch.float32)
+        # float64 so that a row's score does not depend on the other rows of the batch (BLAS blocking)
+        Z = self._flow_encoder.to_tensor(Xf, device=self.device_, dtype=torch.float64)
+        flow64 = copy.deepcopy(self.flow_).double()
         with torch.no_grad():
-            logp = self.flow_.log_prob(self._to_flow(Z, None)).double().cpu().numpy()
+            logp = flow64.log_prob(self._to_flow(Z, None)).cpu().numpy()
         return logp + self._log_jacobian(Xf)
 
     def score(self, X, y=None) -> float:
