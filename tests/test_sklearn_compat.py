@@ -21,8 +21,8 @@ from sklearn.utils.estimator_checks import (
 from skdpgen import DPMMDSynthesizer
 from skdpgen.datasets import load_breast_cancer_table
 from skdpgen.exceptions import PrivacyBudgetExceeded
-from skdpgen.metrics import tstr_scorer
 from skdpgen.flows import DPFlowSynthesizer
+from skdpgen.metrics import tstr_scorer
 from skdpgen.privacy import PrivacyLedger, compose_gdp, gdp_epsilon
 
 # Tiny models: the checks fit dozens of times.
