@@ -25,8 +25,9 @@ with per-example losses :math:`\ell_i(\theta)`:
 
        \|\nabla_W \ell_i\|_F^2 = \sum_{t,t'} (a_{i,t}^\top a_{i,t'})\,(g_{i,t}^\top g_{i,t'}),
 
-   at a cost :math:`O(T^2 (d + p))` per example instead of :math:`O(T p d)` memory for the
-   materialised gradient (the engine materialises instead where that is cheaper).  Opacus's ghost
+   at a cost :math:`O(T^2 (d + p))` per example instead of materialising the :math:`p \times d`
+   gradient (:math:`O(T p d)` time, :math:`O(p d)` memory; the engine materialises instead where
+   that is cheaper: :math:`T^2 (d + p) > 32\, p d`).  Opacus's ghost
    clipping refuses such tied layers ("Parameter tying is not supported with Ghost Clipping");
    this formula handles them exactly.  The activations are recorded by forward hooks, the output
    gradients by one backward pass of :math:`\sum_i \ell_i` taken with respect to the layer
@@ -57,7 +58,7 @@ Bu, Z., Wang, Y.-X., Zha, S. and Karypis, G. "Differentially Private Optimizatio
 at Small Cost." ICML 2023 (book-keeping).
 Lee, J. and Kifer, D. "Scaling up Differentially Private Deep Learning with Fast Per-Example
 Gradient Clipping." PoPETs 2021.
-Lee, S. et al. "Differentially Private Normalizing Flows for Synthetic Tabular Data Generation."
+Lee, J. et al. "Differentially Private Normalizing Flows for Synthetic Tabular Data Generation."
 AAAI 2022 (shared conditioner, per-layer clipping).
 """
 

@@ -98,7 +98,9 @@ def _layer_sq_norms(model, ref, layer_names):
     cols = []
     for name in layer_names:
         prefix = "" if name == "(root)" else name + "."
-        cols.append(sum(ref[prefix + k].flatten(1).pow(2).sum(1) for k in ("weight", "bias")))
+        layer = model.get_submodule(name) if name != "(root)" else model
+        cols.append(sum(ref[prefix + k].flatten(1).pow(2).sum(1) for k, p in layer.named_parameters()
+                        if p.requires_grad))
     return torch.stack(cols, dim=1)
 
 
@@ -108,6 +110,10 @@ def _make(kind: str, seed: int = 0):
         model, batch = MLPLoss(5, 16, gen), torch.randn(9, 6, generator=gen)
     elif kind == "shared":
         model, batch = SharedConditionerFlow(6, 12, 3, gen), torch.randn(9, 6, generator=gen)
+    elif kind == "partial":  # a frozen weight, a layer without bias
+        model, batch = MLPLoss(5, 16, gen), torch.randn(9, 6, generator=gen)
+        model.net[0].weight.requires_grad_(False)
+        model.net[4] = make_linear(16, 1, gen, "cpu", bias=False)
     else:
         model, batch = SequenceModel(gen), torch.randn(9, 12, generator=gen)
     return model.double(), batch.double()
@@ -117,7 +123,7 @@ def _make(kind: str, seed: int = 0):
 # per-example norms and clipping
 
 
-@pytest.mark.parametrize("kind", ["mlp", "shared", "sequence"])
+@pytest.mark.parametrize("kind", ["mlp", "shared", "sequence", "partial"])
 @pytest.mark.parametrize("method", ["auto", "ghost", "materialize"])
 @pytest.mark.parametrize("n", [9, 1])
 def test_per_example_norms_match_torch_func(kind, method, n):
@@ -152,7 +158,7 @@ def test_empty_batch():
         assert all(p.grad is not None and not p.grad.any() for p in clipper.parameters())
 
 
-@pytest.mark.parametrize("kind", ["mlp", "shared"])
+@pytest.mark.parametrize("kind", ["mlp", "shared", "partial"])
 @pytest.mark.parametrize("clipping", ["flat", "per_layer"])
 @pytest.mark.parametrize("method", ["ghost", "materialize"])
 def test_clipped_sum_equals_naive_clip_and_sum(kind, clipping, method):
@@ -170,9 +176,12 @@ def test_clipped_sum_equals_naive_clip_and_sum(kind, clipping, method):
         assert (factors < 1).float().mean() > 0.3  # clipping is active for many examples
         for j, name in enumerate(names):
             layer = model.get_submodule(name)
-            for k in ("weight", "bias"):
-                naive = torch.einsum("b,b...->...", factors[:, j], ref[f"{name}.{k}"])
-                torch.testing.assert_close(getattr(layer, k).grad, naive, rtol=1e-7, atol=1e-10)
+            for k, p in layer.named_parameters():
+                if p.requires_grad:
+                    naive = torch.einsum("b,b...->...", factors[:, j], ref[f"{name}.{k}"])
+                    torch.testing.assert_close(p.grad, naive, rtol=1e-7, atol=1e-10)
+                else:
+                    assert p.grad is None
 
 
 def test_per_layer_thresholds_and_clipped_norms():
@@ -361,7 +370,8 @@ def test_early_stopping_records_steps_taken():
 def test_empty_batches_give_noise_only_steps():
     model, _ = _make("mlp")
     data = torch.randn(1000, 6, dtype=torch.float64, generator=torch_generator(1))
-    cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=0.02, batch_size=1, accountant="rdp", diagnostics=True)
+    cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=0.02, batch_size=1, accountant="rdp", diagnostics=True,
+                      verbose=1)
     res = train_dpsgd(model, _loss, data, cfg, generator=torch_generator(2))
     assert res.steps == 20 and 0.0 in res.history["batch_size"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
