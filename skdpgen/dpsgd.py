@@ -154,6 +154,10 @@ class DPSGDConfig:
         expose them in a fitted estimator.
     verbose : int, default=0
         Show a tqdm progress bar.
+    sample_rate : float or None, default=None
+        Poisson sampling rate :math:`q` to use instead of ``batch_size / N``.  The rate and the
+        number of steps are released (in the ledger record), so with the true row count N they
+        reveal N: estimators pass a rate computed from a DP (or public) row count instead.
     """
 
     epsilon: float
@@ -173,8 +177,11 @@ class DPSGDConfig:
     check_model: bool = True
     diagnostics: bool = False
     verbose: int = 0
+    sample_rate: float | None = None
 
     def __post_init__(self):
+        if self.sample_rate is not None and not 0 < _number("sample_rate", self.sample_rate) <= 1:
+            raise ValueError(f"sample_rate must be in (0, 1], got {self.sample_rate}")
         eps = _number("epsilon", self.epsilon)
         if not eps > 0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
@@ -739,7 +746,7 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
     for t in tensors:
         if t.device != device:
             raise ValueError(f"data is on {t.device} but the model is on {device}; put them on the same device")
-    q = min(1.0, config.batch_size / n_rows)
+    q = config.sample_rate if config.sample_rate is not None else min(1.0, config.batch_size / n_rows)
     planned = max(1, round(config.epochs / q))
     sigma = calibrate_subsampled_noise(config.epsilon, config.delta, q, planned, config.accountant)
     sensitivity = config.max_grad_norm

@@ -59,8 +59,12 @@ def test_private_fit_records_dpsgd_release_and_samples_right_types():
     X = mixed_table(3000, 2)
     ledger = PrivacyLedger()
     flow = DPFlowSynthesizer(schema=SCHEMA, epsilon=1.0, random_state=0, ledger=ledger, **FAST).fit(X)
-    (rel,) = ledger.entries
+    count, rel = ledger.entries
+    assert count.name == "DPFlowSynthesizer.row_count" and count.sensitivity == 1.0
     assert rel.mechanism == "subsampled_gaussian" and rel.epsilon <= 1.0 + 1e-9
+    # the sampling rate comes from the DP row count, not from the true n
+    assert rel.sample_rate == pytest.approx(256 / flow.n_samples_estimate_)
+    assert flow.n_samples_estimate_ != len(X)
     assert flow.dpsgd_.noise_multiplier > 0.5 and flow.privacy_report_["epsilon"] <= 1.0 + 1e-9
     assert flow.privacy_report_["neighbouring"] == "add/remove one row"
     fake = flow.sample(1000, random_state=0)
@@ -75,7 +79,7 @@ def test_estimated_schema_and_dpsgd_compose_within_budget():
     ledger = PrivacyLedger()
     DPFlowSynthesizer(epsilon=2.0, random_state=0, ledger=ledger, **{**FAST, "epochs": 2}).fit(X)
     names = [r.name for r in ledger.entries]
-    assert names == ["schema", "DPFlowSynthesizer.dpsgd"]
+    assert names == ["schema", "DPFlowSynthesizer.row_count", "DPFlowSynthesizer.dpsgd"]
     eps, delta = ledger.spent()
     assert eps <= 2.0 + 1e-9 and delta <= 1e-5 * (1 + 1e-9)
 

@@ -17,7 +17,7 @@ from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples
 from ..dpsgd import DPSGDConfig, train_dpsgd
 from ..encoding import TabularEncoder
-from ..privacy import PrivacyRelease
+from ..privacy import PrivacyRelease, gaussian_mechanism, gdp_mu
 from ..schema import Schema
 from .model import SplineCouplingFlow
 
@@ -26,6 +26,8 @@ __all__ = ["DPFlowSynthesizer"]
 # model space -> flow space: continuous values z in [0, 1] to 2 * _HALF * (z - 1/2); one-hot slots
 # dequantised to v = onehot + u, u ~ U(0, 1), then to _HALF * (v - 1); all inside the spline's [-5, 5]
 _HALF = 3.0
+# share of the model's (epsilon, delta) spent on a DP estimate of the row count
+_COUNT_SHARE = 0.01
 
 
 class DPFlowSynthesizer(BaseSynthesizer):
@@ -149,12 +151,19 @@ class DPFlowSynthesizer(BaseSynthesizer):
         share = self.schema_share if schema_releases else 0.0
         eps_m = float(self.epsilon) * (1 - share)
         delta_m = float(self.delta) * (1 - share)
+        # the row count sets the sampling rate and the number of steps, which are released: use a
+        # DP count (a Gaussian release with _COUNT_SHARE of the model's budget), not the true n
+        count_release, n_hat = self._private_count(len(Xf), eps_m * _COUNT_SHARE, delta_m * _COUNT_SHARE, owner)
+        eps_m, delta_m = eps_m * (1 - _COUNT_SHARE), delta_m * (1 - _COUNT_SHARE)
+        schema_releases = [*schema_releases, count_release]
+        self.n_samples_estimate_ = n_hat
         config = DPSGDConfig(epsilon=eps_m, delta=delta_m, epochs=float(self.epochs),
                              batch_size=int(self.batch_size),
                              # epsilon=inf: the non-private reference, same code without clipping or noise
                              max_grad_norm=None if math.isinf(eps_m) else float(self.max_grad_norm),
                              clipping=self.clipping, accountant=self.accountant, lr=float(self.learning_rate),
-                             scheduler=_cosine, verbose=self.verbose)
+                             scheduler=_cosine, verbose=self.verbose,
+                             sample_rate=min(1.0, int(self.batch_size) / n_hat))
         planned = PrivacyRelease(name="DPFlowSynthesizer.dpsgd", mechanism="subsampled_gaussian",
                                  epsilon=eps_m, delta=delta_m, owner=owner)
         if self.ledger is not None:
@@ -166,14 +175,29 @@ class DPFlowSynthesizer(BaseSynthesizer):
         def per_example_loss(model, batch):
             return -model.log_prob(self._to_flow(batch, gen))
 
-        self.dpsgd_ = train_dpsgd(self.flow_, per_example_loss, Z, config, generator=gen, ledger=None,
-                                  owner=owner, name="DPFlowSynthesizer.dpsgd")
+        try:
+            self.dpsgd_ = train_dpsgd(self.flow_, per_example_loss, Z, config, generator=gen, ledger=None,
+                                      owner=owner, name="DPFlowSynthesizer.dpsgd")
+        except BaseException:
+            # a partly trained model is a release too: account for the planned run, then re-raise
+            self._commit_releases([*schema_releases, planned])
+            del self.flow_
+            raise
         self.flow_.eval()
         self._commit_releases([*schema_releases, self.dpsgd_.release])
         self.privacy_report_ = self._make_report(
             None, accounting="schema: Gaussian DP; DP-SGD: Opacus " + self.accountant.upper()
             + " accountant (Poisson-subsampled Gaussian); composed by the ledger")
         return self
+
+    def _private_count(self, n: int, epsilon: float, delta: float, owner: str) -> tuple[PrivacyRelease, float]:
+        """Gaussian release of the row count (sensitivity 1 under add/remove one row)."""
+        mu = gdp_mu(epsilon, delta)
+        noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
+        noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, np.random.default_rng(self._seeds[4]))[0])
+        release = PrivacyRelease.gaussian("DPFlowSynthesizer.row_count", mu=mu, delta=delta, sensitivity=1.0,
+                                          noise_std=noise_std, owner=owner)
+        return release, max(float(self.batch_size), noisy, 1.0)
 
     def _setup_layout(self) -> None:
         blocks = self._flow_encoder.blocks_
