@@ -99,3 +99,16 @@ def test_y_is_ignored_like_sklearn_density_estimators():
     a = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X, np.zeros(300))
     b = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X)
     pd.testing.assert_frame_equal(a.sample(50, random_state=0), b.sample(50, random_state=0))
+
+
+def test_grid_search_selects_by_held_out_likelihood_and_ledger_counts_every_fit():
+    from sklearn.model_selection import GridSearchCV
+
+    X = mixed_table(600, 5)
+    ledger = PrivacyLedger()
+    search = GridSearchCV(DPFlowSynthesizer(schema=SCHEMA, random_state=0, ledger=ledger, **{**FAST, "epochs": 1}),
+                          {"epsilon": [0.5, 4.0], "n_layers": [2, 4]}, cv=2).fit(X)
+    assert len(ledger) == 2 * (4 * 2 + 1)  # (row count + DP-SGD) per fit: 4 candidates x 2 folds + refit
+    assert np.isfinite(search.best_score_) and search.best_params_["epsilon"] in (0.5, 4.0)
+    eps, _ = ledger.spent()
+    assert eps <= 2 * (0.5 + 0.5 + 4.0 + 4.0) + search.best_params_["epsilon"] + 1e-9  # <= basic composition
