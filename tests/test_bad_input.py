@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.exceptions import NotFittedError
 
 from skdpgen import DPMMDSynthesizer
@@ -21,13 +20,6 @@ SCHEMA = {
     "__target__": "label",
 }
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _table(n=12):

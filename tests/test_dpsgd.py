@@ -16,15 +16,6 @@ from skdpgen.dpsgd import DPSGDConfig, PerExampleClipper, poisson_sample, train_
 from skdpgen.exceptions import PrivacyBudgetExceeded
 from skdpgen.privacy import PrivacyLedger, subsampled_gaussian_epsilon
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # ---------------------------------------------------------------------------------------------
 # models whose forward returns the per-example loss
 

@@ -17,13 +17,6 @@ K = 8
 B = 3.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _spline_inputs(n=2001, d=3, scale=2.0, dtype=torch.float64, seed=0):
     """A grid covering both tails (|x| up to 2B) and random (sharp) spline parameters per point."""

@@ -5,20 +5,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from skdpgen import PrivacyLedger
 from skdpgen.flows import DPFlowSynthesizer
 
 FAST = dict(n_layers=4, hidden=(32, 32), epochs=8, batch_size=256, device="cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def mixed_table(n, seed):

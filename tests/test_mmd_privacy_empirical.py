@@ -211,16 +211,6 @@ def _summary(a: dict) -> str:
 # ------------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # thousands of fits on 200 rows: intra-op threads only add overhead, and on a loaded machine
-    # torch's parallel index_add_ can take ~60 ms instead of ~10 us; restored afterwards
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def audit(_one_torch_thread) -> dict:
     return _audit(_run_trials(N_TRIALS))

@@ -17,13 +17,6 @@ from skdpgen.privacy import gdp_epsilon, gdp_mu
 FAST = dict(n_iter=300, batch_size=256, hidden=(64, 64), latent_dim=8, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def make_table(n, seed):
     """Two classes differing in a continuous, an integer, a categorical and a nullable column."""

@@ -38,14 +38,6 @@ GENERIC_SCHEMA["target"] = {"type": "categorical", "categories": list(range(6))}
 GENERIC_SCHEMA["__target__"] = "target"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The models here are tiny: intra-op threads only add synchronisation (very slow on a busy machine).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 # ----------------------------------------------------------------------------- estimator checks
 _DP_SCHEMA_REASON = ("DP schema estimate at epsilon=1 on the check's {n} rows: no histogram bin of a "
