@@ -72,7 +72,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .privacy.accounting import calibrate_subsampled_noise
+from .privacy.accounting import _real, calibrate_subsampled_noise
 from .privacy.ledger import PrivacyLedger, PrivacyRelease
 
 __all__ = [
@@ -829,13 +829,8 @@ def _make_optimizer(config: DPSGDConfig, params: list[nn.Parameter]) -> torch.op
 
 
 def _number(name: str, value) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if math.isnan(x):
-        raise ValueError(f"{name} must be a number, got NaN")
-    return x
+    """``float(value)`` or a ValueError naming ``name`` (NaN refused); the privacy core's check."""
+    return _real(name, value, lo=-math.inf)
 
 
 def _batch_len(batch: Batch) -> int:
