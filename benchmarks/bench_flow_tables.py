@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, nargs="+", default=[1.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--params", default="{}")
+    ap.add_argument("--fit-y", action="store_true",
+                    help="fit(X, y) (the label first in the discrete order) instead of the label as a column")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     import numpy as np
@@ -41,21 +43,27 @@ def main() -> None:
     for name in args.datasets:
         Xtr, ytr, Xte, yte, schema = tables.LOADERS[name]()
         target = schema.pop("__target__")
+        target_spec = schema.pop(target) if args.fit_y else None
         train = Xtr.assign(**{target: ytr.to_numpy()})
         for eps in args.epsilon:
             for seed in args.seeds:
                 start = time.perf_counter()
-                syn = DPFlowSynthesizer(epsilon=eps, schema=schema, random_state=seed, **params).fit(train)
+                syn = DPFlowSynthesizer(epsilon=eps, schema=schema | {target: target_spec} if args.fit_y else schema,
+                                        random_state=seed, **params)
+                syn.fit(Xtr, ytr.rename(target)) if args.fit_y else syn.fit(train)
                 fit_s = time.perf_counter() - start
-                fake = syn.sample(len(train), random_state=seed)
-                y_fake = fake.pop(target)
+                if args.fit_y:
+                    fake, y_fake = syn.sample(len(train), random_state=seed, return_y=True)
+                else:
+                    fake = syn.sample(len(train), random_state=seed)
+                    y_fake = fake.pop(target)
                 model = default_classifier(_as_object_frame(fake), seed).fit(_as_object_frame(fake),
                                                                               np.asarray(y_fake))
                 pos = model.classes_[1] if len(model.classes_) > 1 else None
                 auc = float("nan") if pos is None else roc_auc_score(
                     yte.to_numpy() == pos, model.predict_proba(_as_object_frame(Xte))[:, 1])
                 held = syn.score(Xte.assign(**{target: yte.to_numpy()}))
-                print(json.dumps({"dataset": name, "epsilon": eps, "seed": seed, "params": params,
+                print(json.dumps({"dataset": name, "epsilon": eps, "seed": seed, "params": params, "fit_y": args.fit_y,
                                   "fit_s": round(fit_s, 1), "tstr_roc_auc": round(auc, 4),
                                   "heldout_loglik": round(held, 3), "steps": syn.dpsgd_.steps,
                                   "noise_multiplier": round(syn.dpsgd_.noise_multiplier, 4),

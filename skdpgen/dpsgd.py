@@ -158,6 +158,11 @@ class DPSGDConfig:
         Poisson sampling rate :math:`q` to use instead of ``batch_size / N``.  The rate and the
         number of steps are released (in the ledger record), so with the true row count N they
         reveal N: estimators pass a rate computed from a DP (or public) row count instead.
+    noise_multiplier : float or None, default=None
+        Use this :math:`\sigma` instead of calibrating it to ``(epsilon, delta)``: for an estimator
+        that runs several trainings with one noise level calibrated for all their steps together
+        (their composition is then exactly one longer run).  The release states the epsilon of
+        the steps taken at this :math:`\sigma`.
     """
 
     epsilon: float
@@ -178,8 +183,13 @@ class DPSGDConfig:
     diagnostics: bool = False
     verbose: int = 0
     sample_rate: float | None = None
+    noise_multiplier: float | None = None
 
     def __post_init__(self):
+        if self.noise_multiplier is not None:
+            nm = _number("noise_multiplier", self.noise_multiplier)
+            if not (math.isfinite(nm) and nm >= 0):
+                raise ValueError(f"noise_multiplier must be finite and >= 0, got {self.noise_multiplier}")
         if self.sample_rate is not None and not 0 < _number("sample_rate", self.sample_rate) <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {self.sample_rate}")
         eps = _number("epsilon", self.epsilon)
@@ -748,7 +758,8 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
             raise ValueError(f"data is on {t.device} but the model is on {device}; put them on the same device")
     q = config.sample_rate if config.sample_rate is not None else min(1.0, config.batch_size / n_rows)
     planned = max(1, round(config.epochs / q))
-    sigma = calibrate_subsampled_noise(config.epsilon, config.delta, q, planned, config.accountant)
+    sigma = (float(config.noise_multiplier) if config.noise_multiplier is not None
+             else calibrate_subsampled_noise(config.epsilon, config.delta, q, planned, config.accountant))
     sensitivity = config.max_grad_norm
 
     def release(steps: int) -> PrivacyRelease:

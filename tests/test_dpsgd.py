@@ -311,6 +311,19 @@ def test_ledger_records_one_calibrated_release():
     assert ledger.spent()[0] == pytest.approx(res.epsilon)
 
 
+def test_given_noise_multiplier_is_used_and_its_epsilon_recorded():
+    """Several runs at one sigma calibrated for all their steps compose to exactly one longer run."""
+    model, _ = _make("mlp")
+    data = torch.randn(200, 6, dtype=torch.float64, generator=torch_generator(4))
+    cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=2, batch_size=20, noise_multiplier=2.5)
+    res = train_dpsgd(model, _loss, data, cfg, generator=torch_generator(5))
+    assert res.noise_multiplier == 2.5 and res.steps == 20
+    assert res.epsilon == pytest.approx(subsampled_gaussian_epsilon(2.5, 0.1, 20, 1e-5))
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="noise_multiplier"):
+            DPSGDConfig(epsilon=1.0, delta=1e-5, noise_multiplier=bad)
+
+
 def test_budget_checked_before_training():
     model, _ = _make("mlp")
     data = torch.randn(50, 6, dtype=torch.float64)

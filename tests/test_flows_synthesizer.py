@@ -1,4 +1,4 @@
-"""DPFlowSynthesizer (first version): exact density in original units, DP-SGD release, sampling."""
+"""DPFlowSynthesizer: exact density in original units, DP-SGD release, labels, conditional sampling."""
 
 import math
 
@@ -58,6 +58,9 @@ def test_private_fit_records_dpsgd_release_and_samples_right_types():
     assert rel.sample_rate == pytest.approx(256 / flow.n_samples_estimate_)
     assert flow.n_samples_estimate_ != len(X)
     assert flow.dpsgd_.noise_multiplier > 0.5 and flow.privacy_report_["epsilon"] <= 1.0 + 1e-9
+    S = flow.sample(500, random_state=0)
+    assert list(S.columns) == ["a", "b", "c"] and S.dtypes.to_dict() == X.dtypes.to_dict()
+    assert S["b"].between(0, 9).all() and set(S["c"]) <= {"x", "y", "z"}
     assert flow.privacy_report_["neighbouring"] == "add/remove one row"
     fake = flow.sample(1000, random_state=0)
     assert list(fake.columns) == list(X.columns) and (fake.dtypes == X.dtypes).all()
@@ -83,14 +86,117 @@ def test_budget_refused_before_training():
     flow = DPFlowSynthesizer(schema=SCHEMA, epsilon=1.0, ledger=ledger, **FAST)
     with pytest.raises(PrivacyBudgetExceeded):
         flow.fit(mixed_table(500, 0))
-    assert len(ledger) == 0 and not hasattr(flow, "flow_")
+    assert len(ledger) == 0 and not hasattr(flow, "model_")
 
 
-def test_y_is_ignored_like_sklearn_density_estimators():
-    X = mixed_table(300, 0)
-    a = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X, np.zeros(300))
-    b = DPFlowSynthesizer(schema=SCHEMA, random_state=0, **{**FAST, "epochs": 1}).fit(X)
-    pd.testing.assert_frame_equal(a.sample(50, random_state=0), b.sample(50, random_state=0))
+def labelled_table(n, seed):
+    """x depends on the label and on g; k (narrow integer) on g."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    lab = rng.choice(["no", "yes"], n, p=[0.6, 0.4])
+    k = rng.integers(0, 3, n) + (g == "c")
+    x = rng.normal(0, 1, n) + 2.0 * (lab == "yes") - 1.0 * (g == "b")
+    X = pd.DataFrame({"x": x.clip(-6, 6), "g": g.astype(object), "k": k})
+    return X, pd.Series(lab.astype(object), name="lab")
+
+
+LSCHEMA = {"x": {"type": "continuous", "bounds": [-6, 6]}, "g": {"type": "categorical", "categories": ["a", "b", "c"]},
+           "k": {"type": "integer", "bounds": [0, 3]}, "lab": {"type": "categorical", "categories": ["no", "yes"]}}
+
+
+@pytest.fixture(scope="module")
+def labelled_flow():
+    X, y = labelled_table(4000, 0)
+    return DPFlowSynthesizer(schema=LSCHEMA, epsilon=math.inf, random_state=0, **{**FAST, "epochs": 20}).fit(X, y)
+
+
+def test_fit_with_label_models_it_jointly_and_samples_it(labelled_flow):
+    X, y = labelled_table(4000, 0)
+    S, Sy = labelled_flow.sample(4000, random_state=1, return_y=True)
+    assert list(S.columns) == ["x", "g", "k"] and Sy.name == "lab" and len(Sy) == 4000
+    assert abs((Sy == "yes").mean() - 0.4) < 0.04
+    # the label-feature relation is learned: mean of x in each class
+    for c, true in (("no", -0.3), ("yes", 1.7)):
+        assert abs(S["x"][Sy == c].mean() - true) < 0.3
+    # the narrow integer column is modelled as discrete: its conditional pmf given g is close
+    assert abs(S["k"][S["g"] == "c"].mean() - 2.0) < 0.25 and S["k"].between(0, 3).all()
+    assert S["k"].dtype == X["k"].dtype
+    with pytest.raises(ValueError, match="return_y"):
+        DPFlowSynthesizer(schema=SCHEMA, epsilon=math.inf, random_state=0, **{**FAST, "epochs": 1}).fit(
+            mixed_table(200, 0)).sample(5, return_y=True)
+
+
+def test_given_label_is_exact_and_given_other_column_is_resampled(labelled_flow):
+    S, Sy = labelled_flow.sample(2000, random_state=2, given={"lab": "yes"}, return_y=True)
+    assert (Sy == "yes").all() and abs(S["x"].mean() - 1.7) < 0.3
+    T = labelled_flow.sample(2000, random_state=3, given={"g": "b", "lab": "no"}, return_y=True)
+    assert (T[0]["g"] == "b").all() and (T[1] == "no").all() and abs(T[0]["x"].mean() + 1.0) < 0.35
+    U = labelled_flow.sample(300, random_state=4, given={"k": 3})
+    assert (U["k"] == 3).all() and (U["g"] == "c").mean() > 0.9  # k = 3 only happens with g = c
+    for bad, match in (({"x": 1.0}, "continuous"), ({"nope": 1}, "unknown column"), ({"g": "q"}, "not a category"),
+                       ({"k": 7}, "not an integer")):
+        with pytest.raises(ValueError, match=match):
+            labelled_flow.sample(5, given=bad)
+
+
+def test_score_without_label_sums_it_out_exactly(labelled_flow):
+    X, y = labelled_table(200, 9)
+    joint = [labelled_flow.score_samples(X, pd.Series([c] * len(X))) for c in ("no", "yes")]
+    np.testing.assert_allclose(labelled_flow.score_samples(X), np.logaddexp(*joint), rtol=1e-10)
+    assert labelled_flow.score(X, y) < labelled_flow.score(X)  # log p(x, y) < log p(x)
+
+
+def test_discrete_part_is_an_exact_probability():
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"g": rng.choice(["a", "b", "c"], 500).astype(object), "k": rng.integers(0, 4, 500)})
+    schema = {"g": LSCHEMA["g"], "k": LSCHEMA["k"]}
+    flow = DPFlowSynthesizer(schema=schema, epsilon=1.0, random_state=0, **{**FAST, "epochs": 2}).fit(X)
+    cells = pd.DataFrame([(g, k) for g in "abc" for k in range(4)], columns=["g", "k"])
+    assert np.exp(flow.score_samples(cells)).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("extra", [dict(n_charts=3), dict(n_components=2)])
+def test_charts_and_boosting_keep_a_normalised_density(extra):
+    rng = np.random.default_rng(4)
+    n = 1500
+    g = rng.choice(["a", "b"], n)
+    X = pd.DataFrame({"u": np.where(g == "a", rng.normal(-2, 0.7, n), rng.normal(2, 1.0, n)).clip(-5, 5),
+                      "g": g.astype(object)})
+    schema = {"u": {"type": "continuous", "bounds": [-5, 5]}, "g": {"type": "categorical", "categories": ["a", "b"]}}
+    flow = DPFlowSynthesizer(schema=schema, epsilon=math.inf, random_state=0,
+                             **{**FAST, "epochs": 3}, **extra).fit(X)
+    grid = np.linspace(-5, 5, 2001)
+    mass = sum(np.trapezoid(np.exp(flow.score_samples(pd.DataFrame({"u": grid, "g": [c] * len(grid)}))), grid)
+               for c in ("a", "b"))
+    assert mass == pytest.approx(1.0, abs=0.03)
+    assert flow.weights_.sum() == pytest.approx(1.0) and len(flow.weights_) == extra.get("n_components", 1)
+
+
+def test_boosting_line_search_is_private_and_all_components_are_one_dpsgd_release():
+    X, y = labelled_table(2000, 5)
+    ledger = PrivacyLedger()
+    flow = DPFlowSynthesizer(schema=LSCHEMA, epsilon=1.0, random_state=0, ledger=ledger, n_components=3,
+                             **{**FAST, "epochs": 1}).fit(X, y)
+    names = [e.name for e in ledger.entries]
+    assert names == ["DPFlowSynthesizer.row_count", "DPFlowSynthesizer.line_search[1]",
+                     "DPFlowSynthesizer.line_search[2]", "DPFlowSynthesizer.dpsgd"]
+    search, sgd = ledger.entries[1], ledger.entries[-1]
+    assert search.noise_std == pytest.approx(search.sensitivity / search.mu) and search.noise_std > 100
+    assert sgd.steps == flow.dpsgd_.planned_steps == 3 * round(1 / sgd.sample_rate)
+    eps, delta = ledger.spent(1e-5)
+    assert eps <= 1.0 + 1e-9 and flow.privacy_report_["epsilon"] <= 1.0 + 1e-9
+    assert len(flow.model_.components) == 3 and flow.weights_.sum() == pytest.approx(1.0)
+
+
+def test_categorical_order_and_bad_label():
+    X, y = labelled_table(300, 6)
+    with pytest.raises(ValueError, match="categorical_order"):
+        DPFlowSynthesizer(schema=LSCHEMA, categorical_order=["x"], random_state=0, **FAST).fit(X, y)
+    flow = DPFlowSynthesizer(schema=LSCHEMA, categorical_order=["g"], epsilon=math.inf, random_state=0,
+                             **{**FAST, "epochs": 1}).fit(X, y)
+    assert [grp[0] for grp in flow._groups] == ["g", "lab", "k"]
+    with pytest.raises(ValueError, match="also a column of X"):
+        DPFlowSynthesizer(schema=LSCHEMA, random_state=0, **FAST).fit(X.assign(lab=y), y)
 
 
 def test_grid_search_selects_by_held_out_likelihood_and_ledger_counts_every_fit():

@@ -15,55 +15,96 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples
-from ..dpsgd import DPSGDConfig, train_dpsgd
-from ..encoding import TabularEncoder
-from ..privacy import PrivacyRelease, gaussian_mechanism, gdp_mu
+from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
+from ..encoding import TabularEncoder, from_unit, to_unit
+from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
-from .model import SplineCouplingFlow
+from .mixed import FlowEnsemble, MixedFlow
 
 __all__ = ["DPFlowSynthesizer"]
 
-# model space -> flow space: continuous values z in [0, 1] to 2 * _HALF * (z - 1/2); one-hot slots
-# dequantised to v = onehot + u, u ~ U(0, 1), then to _HALF * (v - 1); all inside the spline's [-5, 5]
+# model space -> flow space: continuous values z in [0, 1] to 2 * _HALF * (z - 1/2), inside the
+# spline's [-5, 5]
 _HALF = 3.0
-# share of the model's (epsilon, delta) spent on a DP estimate of the row count
+# shares of the model's (epsilon, delta): a DP estimate of the row count; the boosting line searches
 _COUNT_SHARE = 0.01
+_SEARCH_SHARE = 0.04
+# line search of the boosting weight: grid of rho, per-row gains clipped to [log(1 - rho), _SEARCH_CLIP]
+_SEARCH_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+_SEARCH_CLIP = -math.log(0.3)
+_SEARCH_SENSITIVITY = _SEARCH_CLIP * math.sqrt(len(_SEARCH_GRID))
 
 
 class DPFlowSynthesizer(BaseSynthesizer):
-    r"""Differentially private synthetic data with an exact density: a neural spline flow trained by DP-SGD.
+    r"""Differentially private synthetic data with an exact density: neural spline flows trained by DP-SGD.
 
-    The rows are encoded by the public schema (:class:`~skdpgen.encoding.TabularEncoder`) and
-    mapped to a flow space: a continuous value :math:`z \in [0, 1]` (scaled by its public bounds)
-    to :math:`x = 6(z - 1/2)`; an integer column is first *dequantised* (a uniform
-    :math:`U(-1/2, 1/2)` added in original units, bounds widened by 1/2); each one-hot group
-    (categories, missing-value indicators) is dequantised as :math:`v = \mathrm{onehot} + u`,
-    :math:`u \sim U(0,1)^k`, :math:`x = 3(v - 1)`, and decoded by argmax.  A coupling spline flow
-    (:class:`~skdpgen.flows.SplineCouplingFlow`, one ``nn.Linear`` conditioner shared by all
-    stages) is trained on :math:`-\log p(x)` with DP-SGD (:func:`skdpgen.dpsgd.train_dpsgd`:
-    Poisson sampling, per-example clipping of the shared conditioner's gradients, Gaussian noise
-    calibrated with Opacus's PRV accountant).
+    **Model.**  The rows are encoded by the public schema (:class:`~skdpgen.encoding.TabularEncoder`)
+    and split in two parts, modelled jointly (:class:`~skdpgen.flows.MixedFlow`):
 
-    **Neighbouring relation**: add/remove one row.  ``privacy_report_`` lists the DP-SGD release
-    (and the schema release when no schema is declared: ``schema_share`` of epsilon and delta).
+    * the *discrete part* :math:`o`: categorical and boolean columns, missing-value indicators, and
+      integer columns with at most ``max_discrete_levels`` values, one-hot coded and modelled by an
+      exact autoregressive distribution :math:`p(o) = \prod_g p(o_g \mid o_{<g})` (one shared MLP,
+      :class:`~skdpgen.flows.AutoregressiveCategorical`); the order puts ``categorical_order``
+      first, then the target of ``fit(X, y)``, then the other columns;
+    * the *continuous part* :math:`x`: continuous columns (scaled by their public bounds,
+      :math:`z \in [0,1] \mapsto 6(z - 1/2)`) and wider integer columns (dequantised: a uniform
+      :math:`U(-1/2, 1/2)` added in original units), modelled by a coupling spline flow
+      conditioned on :math:`o` (:class:`~skdpgen.flows.SplineCouplingFlow`, one ``nn.Linear``
+      conditioner shared by all stages, as in the DP normalising-flow paper).
 
-    **Density** (:meth:`score_samples`): for continuous columns the exact log-density in the
-    ORIGINAL units (the Jacobian of the public scaling included); for integer columns the density
-    of the dequantised variable at the integer; for one-hot groups the density of the
-    dequantised variable at the cell centre (:math:`u = 1/2`), an estimate of the lower bound
-    :math:`\log P(k) \ge E_u \log p(k + u)` on the discrete log-probability.
+    ``n_charts > 1`` makes each component a mixture of local flows ("charts") sharing the networks:
+    :math:`p(o, x) = \sum_k \pi_k\, p(o \mid k)\, p(x \mid o, k)`.  ``n_components > 1`` fits a
+    gradient-boosted flow (Giaquinto & Banerjee 2020): :math:`G_c = (1 - \rho_c) G_{c-1} + \rho_c
+    g_c`, where the new component :math:`g_c` maximises the likelihood of the mixture with
+    :math:`G_{c-1}` frozen and :math:`\rho = 1/(c+1)` (its per-row gradient is the boosting weight
+    :math:`\rho g_c / ((1-\rho) G_{c-1} + \rho g_c)` times :math:`\nabla \log g_c`: rows the
+    current model explains badly count more), then :math:`\rho_c` is chosen by a **private line
+    search**: the per-row log-likelihood gains :math:`\log(1 - \rho + \rho\, g_c / G_{c-1})` on a
+    grid of :math:`\rho`, clipped to :math:`[\log(1 - \rho), B]`, summed and released with
+    Gaussian noise in one vector (L2 sensitivity :math:`B\sqrt{J}` for :math:`J` grid points,
+    :math:`B = -\log 0.3`), and the best noisy sum wins (:math:`\rho_c = 0` if none is positive).
+
+    **Privacy.**  Neighbouring relation: add/remove one row.  Every component is trained with
+    DP-SGD (:func:`skdpgen.dpsgd.train_dpsgd`: Poisson sampling, per-example clipping of the shared
+    conditioners' gradients, fine-grained per-layer clipping by default, Gaussian noise); one
+    noise multiplier is calibrated (Opacus PRV or RDP accountant) for the steps of all components
+    together, so their composition is exactly one run of that many steps and is recorded as ONE
+    release.  The row count, which sets the sampling rate, is released with 1% of the model's
+    budget; the line searches get 4% (only when ``n_components > 1``); a schema estimated with
+    DP gets ``schema_share``.  Shares add up by basic composition to ``(epsilon, delta)``; the
+    ledger composes the Gaussian releases exactly.  ``privacy_report_`` lists every release.
+
+    **Density** (:meth:`score_samples`): the exact log-density of the model in the ORIGINAL
+    units: the discrete part contributes an exact log-probability (a probability mass), the
+    continuous columns a log-density with the Jacobian of the public scaling.  Wide integer
+    columns are scored by the dequantised density at the integer (an estimate of
+    :math:`\log P(k) \ge E_u \log p(k + u)`); a missing continuous value is scored at the middle of
+    its range in model units (a one-point estimate of the marginal).  After ``fit(X, y)``,
+    ``score_samples(X)`` marginalises the target exactly (a sum over its classes) and
+    ``score_samples(X, y)`` is the joint density.
 
     Parameters
     ----------
     n_layers : int, default=6
         Coupling stages (the conditioner is shared: depth does not add parameters).
     hidden : tuple of int, default=(128, 128)
-        Hidden widths of the conditioner.
+        Hidden widths of the conditioner and of the discrete model's MLP.
     n_bins : int, default=8
         Spline bins.
     base : {"normal", "student_t"}, default="normal"
-        Base distribution (Student-t with ``df=5`` for heavy tails).
+        Base distribution of the flow (Student-t with ``df=5``: heavy tails).
+    n_components : int, default=1
+        Components of the gradient-boosted flow (each trained for ``epochs``).
+    n_charts : int, default=1
+        Local flows ("charts") of each component.
+    max_discrete_levels : int, default=32
+        Integer columns with at most this many values (from the public bounds) are modelled as
+        discrete; wider ones are dequantised.
+    categorical_order : list of str or None, default=None
+        Discrete columns to put first in the autoregressive order: conditional sampling on a
+        prefix of the order is exact (see :meth:`sample`).
     epochs : float, default=30
+        Expected passes over the data per component.
     batch_size : int, default=256
         Expected (Poisson) batch size.
     max_grad_norm : float, default=1.0
@@ -74,27 +115,54 @@ class DPFlowSynthesizer(BaseSynthesizer):
     learning_rate : float, default=2e-3
     accountant : {"prv", "rdp"}, default="prv"
     epsilon, delta, schema, schema_share, random_state, device, verbose, ledger, n_threads
-        See :class:`~skdpgen.base.BaseSynthesizer`.
+        See :class:`~skdpgen.base.BaseSynthesizer`.  ``epsilon=float("inf")`` trains without
+        clipping or noise, through the same code (the non-private reference).
 
     Attributes
     ----------
-    flow_ : SplineCouplingFlow
+    model_ : FlowEnsemble
+        The fitted components and their mixture weights.
+    weights_ : ndarray of shape (n_components,)
+        Mixture weights of the boosted components.
     encoder_ : TabularEncoder
     schema_ : Schema
+        The feature schema (declared, or estimated with DP).
+    target_name_ : str or None
+        The label column of ``fit(X, y)``.
+    classes_ : ndarray or None
+        Its classes.
     dpsgd_ : DPSGDResult
+        Summary of the DP-SGD training of all components (noise multiplier, sampling rate, steps).
+    n_samples_estimate_ : float
+        The DP row count.
     privacy_report_ : dict
 
-    Notes
-    -----
-    Status: first version.  Not yet here (see the project's issue): class-conditional ``fit(X, y)``
-    (put the label in ``X`` as a categorical column), conditional sampling (``given=``),
-    gradient-boosted flows and mixtures of local flows.
+    See Also
+    --------
+    DPMMDSynthesizer : one-shot private kernel mean embedding, generator trained for free.
+    sklearn.mixture.GaussianMixture : non-private density estimation with the same ``score``.
 
     References
     ----------
     Lee, Kim, Jeong & Ro. "Differentially Private Normalizing Flows for Synthetic Tabular Data
     Generation." AAAI 2022.
     Durkan, Bekasov, Murray & Papamakarios. "Neural Spline Flows." NeurIPS 2019.
+    Giaquinto & Banerjee. "Gradient Boosted Normalizing Flows." NeurIPS 2020.
+    Abadi et al. "Deep Learning with Differential Privacy." CCS 2016.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skdpgen import DPFlowSynthesizer, Schema, ColumnSpec
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"x": rng.normal(size=500), "g": rng.choice(["a", "b"], 500)})
+    >>> schema = Schema([ColumnSpec("x", "continuous", bounds=(-4, 4)),
+    ...                  ColumnSpec("g", "categorical", categories=("a", "b"))])
+    >>> flow = DPFlowSynthesizer(epsilon=1.0, schema=schema, epochs=2, random_state=0).fit(X)
+    >>> flow.sample(3, random_state=0).shape
+    (3, 2)
+    >>> flow.sample(2, given={"g": "b"})["g"].tolist()
+    ['b', 'b']
     """
 
     _parameter_constraints: dict = {
@@ -103,6 +171,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         "hidden": [tuple, list],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "base": [StrOptions({"normal", "student_t"})],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_charts": [Interval(Integral, 1, None, closed="left")],
+        "max_discrete_levels": [Interval(Integral, 0, None, closed="left")],
+        "categorical_order": [list, tuple, None],
         "epochs": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
@@ -111,10 +183,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         "accountant": [StrOptions({"prv", "rdp"})],
     }
 
-    def __init__(self, *, n_layers=6, hidden=(128, 128), n_bins=8, base="normal", epochs=30, batch_size=256,
-                 max_grad_norm=1.0, clipping="per_layer", learning_rate=2e-3, accountant="prv",
-                 epsilon=1.0, delta=1e-5, schema=None, schema_share=0.1, random_state=None, device="auto",
-                 verbose=0, ledger=None, n_threads=1):
+    def __init__(self, *, n_layers=6, hidden=(128, 128), n_bins=8, base="normal", n_components=1, n_charts=1,
+                 max_discrete_levels=32, categorical_order=None, epochs=30, batch_size=256, max_grad_norm=1.0,
+                 clipping="per_layer", learning_rate=2e-3, accountant="prv", epsilon=1.0, delta=1e-5, schema=None,
+                 schema_share=0.1, random_state=None, device="auto", verbose=0, ledger=None, n_threads=1):
         super().__init__(epsilon=epsilon, delta=delta, schema=schema, schema_share=schema_share,
                          random_state=random_state, device=device, verbose=verbose, ledger=ledger,
                          n_threads=n_threads)
@@ -122,6 +194,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         self.hidden = hidden
         self.n_bins = n_bins
         self.base = base
+        self.n_components = n_components
+        self.n_charts = n_charts
+        self.max_discrete_levels = max_discrete_levels
+        self.categorical_order = categorical_order
         self.epochs = epochs
         self.batch_size = batch_size
         self.max_grad_norm = max_grad_norm
@@ -132,63 +208,162 @@ class DPFlowSynthesizer(BaseSynthesizer):
     # ------------------------------------------------------------------ fitting
     @with_torch_threads
     def fit(self, X, y=None):
-        """Fit the flow on the table ``X``; returns self.
+        """Fit the flow on the table ``X`` (and the label ``y``, modelled jointly); returns self.
 
-        ``y`` is ignored (as in :class:`~sklearn.mixture.GaussianMixture`): to model a label, put
-        it in ``X`` as a categorical column; the flow then models the joint distribution.
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Every column may be given, the label included (then leave ``y=None``).
+        y : array-like of shape (n_samples,), optional
+            A categorical label, modelled as a discrete column placed early in the autoregressive
+            order (after ``categorical_order``); ``sample(..., return_y=True)`` returns it, and
+            ``sample(..., given={target: value})`` samples one class exactly.
         """
-        self._setup_fit()
+        self._setup_fit(n_seeds=8)
         Xf = self._check_X(X, reset=True)
+        ys = self._check_y(y, len(Xf))
         owner = f"{type(self).__name__}#{id(self):x}"
-        feature_schema, _, _, budget, schema_releases = self._resolve_schema(Xf, None, owner, split="basic")
+        feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
+            Xf, ys, owner, split="basic")
         self.schema_ = feature_schema
-        self.encoder_ = self._fit_encoder(feature_schema, Xf)  # decodes to the original dtypes
-        self._flow_encoder = TabularEncoder(_dequantised_schema(feature_schema)).fit(Xf)
-        self.dtypes_ = Xf.dtypes
-        Z = self._flow_encoder.to_tensor(Xf, device=self.device_, dtype=torch.float32)
+        table, joint = Xf, feature_schema
+        self.target_name_, self.classes_ = None, None
+        if ys is not None:
+            if target_name in Xf.columns:
+                raise ValueError(f"the label {target_name!r} is also a column of X; give it once")
+            self.target_name_ = target_name
+            target_spec = replace(target_spec, name=target_name)
+            self.classes_ = np.asarray(target_spec.categories, dtype=object)
+            table = Xf.assign(**{target_name: ys.to_numpy()})
+            joint = Schema([*feature_schema.columns.values(), target_spec])
+        self.dtypes_ = table.dtypes
+        self._joint_schema = joint
+        self.encoder_ = TabularEncoder(_dequantised_schema(joint)).fit(table)
         self._setup_layout()
+        rows = self._rows(table)
 
-        share = self.schema_share if schema_releases else 0.0
-        eps_m = float(self.epsilon) * (1 - share)
-        delta_m = float(self.delta) * (1 - share)
-        # the row count sets the sampling rate and the number of steps, which are released: use a
-        # DP count (a Gaussian release with _COUNT_SHARE of the model's budget), not the true n
-        count_release, n_hat = self._private_count(len(Xf), eps_m * _COUNT_SHARE, delta_m * _COUNT_SHARE, owner)
-        eps_m, delta_m = eps_m * (1 - _COUNT_SHARE), delta_m * (1 - _COUNT_SHARE)
-        schema_releases = [*schema_releases, count_release]
+        budget = self._plan_budget(bool(schema_releases))
+        count_release, n_hat = self._private_count(len(Xf), *budget["count"], owner)
         self.n_samples_estimate_ = n_hat
-        config = DPSGDConfig(epsilon=eps_m, delta=delta_m, epochs=float(self.epochs),
-                             batch_size=int(self.batch_size),
-                             # epsilon=inf: the non-private reference, same code without clipping or noise
-                             max_grad_norm=None if math.isinf(eps_m) else float(self.max_grad_norm),
-                             clipping=self.clipping, accountant=self.accountant, lr=float(self.learning_rate),
-                             scheduler=_cosine, verbose=self.verbose,
-                             sample_rate=min(1.0, int(self.batch_size) / n_hat))
-        planned = PrivacyRelease(name="DPFlowSynthesizer.dpsgd", mechanism="subsampled_gaussian",
-                                 epsilon=eps_m, delta=delta_m, owner=owner)
+        q = min(1.0, int(self.batch_size) / n_hat)
+        steps_each = max(1, round(float(self.epochs) / q))
+        eps_sgd, delta_sgd = budget["dpsgd"]
+        sigma = 0.0 if math.isinf(eps_sgd) else calibrate_subsampled_noise(
+            eps_sgd, delta_sgd, q, steps_each * int(self.n_components), self.accountant)
+        planned = [*schema_releases, count_release, *self._planned_searches(budget, owner),
+                   PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
+                                             steps=steps_each * int(self.n_components), delta=delta_sgd,
+                                             accountant=self.accountant, sensitivity=self._clip_norm(),
+                                             owner=owner)]
         if self.ledger is not None:
-            self.ledger.check([*schema_releases, planned])  # refuse before any training
-        gen = torch_generator(self._seeds[2], self.device_)
-        self.flow_ = SplineCouplingFlow(Z.shape[1], n_stages=self.n_layers, hidden_features=tuple(self.hidden),
-                                        n_bins=self.n_bins, base=self.base, generator=self._seeds[3],
-                                        device=self.device_)
-        def per_example_loss(model, batch):
-            return -model.log_prob(self._to_flow(batch, gen))
-
+            self.ledger.check(planned)  # refuse before any training
+        done: list[PrivacyRelease] = [*schema_releases, count_release]
         try:
-            self.dpsgd_ = train_dpsgd(self.flow_, per_example_loss, Z, config, generator=gen, ledger=None,
-                                      owner=owner, name="DPFlowSynthesizer.dpsgd")
+            steps = self._train(rows, q, sigma, delta_sgd, budget, owner, done)
         except BaseException:
-            # a partly trained model is a release too: account for the planned run, then re-raise
-            self._commit_releases([*schema_releases, planned])
-            del self.flow_
+            self._commit_releases(planned)  # a partly trained model is a release too
             raise
-        self.flow_.eval()
-        self._commit_releases([*schema_releases, self.dpsgd_.release])
+        release = PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
+                                            steps=steps, delta=delta_sgd, accountant=self.accountant,
+                                            sensitivity=self._clip_norm(), owner=owner)
+        self.dpsgd_ = DPSGDResult(noise_multiplier=sigma, sample_rate=q, steps=steps,
+                                  planned_steps=steps_each * int(self.n_components), epsilon=release.epsilon,
+                                  delta=release.delta, release=release)
+        self._commit_releases([*done, release])
         self.privacy_report_ = self._make_report(
-            None, accounting="schema: Gaussian DP; DP-SGD: Opacus " + self.accountant.upper()
-            + " accountant (Poisson-subsampled Gaussian); composed by the ledger")
+            None, accounting="row count, line searches and schema: Gaussian DP; DP-SGD: Opacus "
+            + self.accountant.upper() + " accountant (Poisson-subsampled Gaussian, all components as one "
+            "run); composed by the ledger")
         return self
+
+    def _clip_norm(self) -> float | None:
+        return None if math.isinf(float(self.epsilon)) else float(self.max_grad_norm)
+
+    def _plan_budget(self, has_schema_release: bool) -> dict[str, tuple[float, float]]:
+        share = float(self.schema_share) if has_schema_release else 0.0
+        eps_m, delta_m = float(self.epsilon) * (1 - share), float(self.delta) * (1 - share)
+        search = _SEARCH_SHARE if int(self.n_components) > 1 else 0.0
+        return {"count": (eps_m * _COUNT_SHARE, delta_m * _COUNT_SHARE),
+                "search": (eps_m * search, delta_m * search),
+                "dpsgd": (eps_m * (1 - _COUNT_SHARE - search), delta_m * (1 - _COUNT_SHARE - search))}
+
+    def _search_mu(self, budget) -> float:
+        eps, delta = budget["search"]
+        return gdp_mu(eps, delta) / math.sqrt(int(self.n_components) - 1)
+
+    def _planned_searches(self, budget, owner: str) -> list[PrivacyRelease]:
+        n = int(self.n_components) - 1
+        if n == 0:
+            return []
+        mu, delta = self._search_mu(budget), budget["search"][1] / n
+        return [PrivacyRelease.gaussian(f"DPFlowSynthesizer.line_search[{c + 1}]", mu=mu, delta=delta,
+                                        sensitivity=_SEARCH_SENSITIVITY,
+                                        noise_std=0.0 if math.isinf(mu) else _SEARCH_SENSITIVITY / mu, owner=owner)
+                for c in range(n)]
+
+    def _train(self, rows: torch.Tensor, q: float, sigma: float, delta_sgd: float, budget, owner: str,
+               done: list[PrivacyRelease]) -> int:
+        """Train the components one after the other; returns the DP-SGD steps taken."""
+        gen = torch_generator(self._seeds[2], self.device_)
+        search_rng = np.random.default_rng(self._seeds[5])
+        model_seeds = derive_seeds(self._seeds[3], int(self.n_components))
+        components: list[MixedFlow] = []
+        log_weights: list[float] = []
+        steps = 0
+        searches = iter(self._planned_searches(budget, owner))
+        for c in range(int(self.n_components)):
+            comp = MixedFlow(self._n_cont, self._sizes, n_charts=int(self.n_charts), n_stages=int(self.n_layers),
+                             hidden_features=tuple(self.hidden), n_bins=int(self.n_bins), base=self.base,
+                             generator=torch_generator(model_seeds[c], self.device_), device=self.device_)
+            previous = FlowEnsemble(components, log_weights) if components else None
+            rho = 1.0 / (c + 1)
+
+            def per_example_loss(model, batch, previous=previous, rho=rho):
+                x = self._dequantise(batch, gen)
+                if previous is None:
+                    return -model.log_prob(x)
+                with torch.no_grad():
+                    old = previous.log_prob(x)
+                return -torch.logaddexp(old + math.log1p(-rho), model.log_prob(x) + math.log(rho))
+
+            config = DPSGDConfig(epsilon=budget["dpsgd"][0], delta=delta_sgd, epochs=float(self.epochs),
+                                 batch_size=int(self.batch_size), max_grad_norm=self._clip_norm(),
+                                 clipping=self.clipping, accountant=self.accountant, lr=float(self.learning_rate),
+                                 scheduler=_cosine, verbose=self.verbose, sample_rate=q, noise_multiplier=sigma)
+            result = train_dpsgd(comp, per_example_loss, rows, config, generator=gen, ledger=None, owner=owner,
+                                 name=f"DPFlowSynthesizer.dpsgd[{c}]")
+            steps += result.steps
+            comp.eval()
+            for p in comp.parameters():
+                p.requires_grad_(False)
+            if previous is None:
+                log_weights = [0.0]
+            else:
+                release = next(searches)
+                chosen = self._line_search(previous, comp, rows, gen, release, search_rng)
+                done.append(release)
+                log_weights = [w + math.log1p(-chosen) for w in log_weights] + \
+                    [math.log(chosen) if chosen > 0 else -math.inf]
+            components.append(comp)
+        self.model_ = FlowEnsemble(components, log_weights)
+        self.weights_ = np.exp(np.asarray(self.model_.log_weights))
+        return steps
+
+    @torch.no_grad()
+    def _line_search(self, previous: FlowEnsemble, comp: MixedFlow, rows: torch.Tensor, gen: torch.Generator,
+                     release: PrivacyRelease, rng: np.random.Generator) -> float:
+        r"""Private choice of :math:`\rho`: noisy sums of clipped per-row gains on a grid (see class docs)."""
+        grid = torch.tensor(_SEARCH_GRID, dtype=torch.float64)
+        lo = torch.log1p(-grid)
+        total = torch.zeros(len(grid), dtype=torch.float64)
+        for chunk in torch.split(rows, 4096):
+            x = self._dequantise(chunk, gen)
+            diff = (comp.log_prob(x) - previous.log_prob(x)).double().cpu().clamp(max=50.0)
+            gain = torch.log1p(grid * torch.expm1(diff).unsqueeze(1))  # log(1 - rho + rho * g / G)
+            total += torch.maximum(gain.nan_to_num(nan=-math.inf), lo).clamp(max=_SEARCH_CLIP).sum(0)
+        noisy = gaussian_mechanism(total.numpy(), float(release.noise_std), rng)
+        best = int(np.argmax(noisy))
+        return float(_SEARCH_GRID[best]) if noisy[best] > 0 else 0.0
 
     def _private_count(self, n: int, epsilon: float, delta: float, owner: str) -> tuple[PrivacyRelease, float]:
         """Gaussian release of the row count (sensitivity 1 under add/remove one row)."""
@@ -199,18 +374,39 @@ class DPFlowSynthesizer(BaseSynthesizer):
                                           noise_std=noise_std, owner=owner)
         return release, max(float(self.batch_size), noisy, 1.0)
 
+    # ------------------------------------------------------------------ layout of the model rows
     def _setup_layout(self) -> None:
-        blocks = self._flow_encoder.blocks_
-        self._cont_idx = [b.start for b in blocks if b.kind == "continuous"]
-        self._onehot_idx = [i for b in blocks if b.kind != "continuous" for i in range(b.start, b.stop)]
-        self._groups = [(b.start, b.stop) for b in blocks if b.kind != "continuous"]
-        # integer columns are dequantised by one unit in original units: its width in model space is
+        """Continuous coordinates and discrete groups of the model rows ``[x, o]``."""
+        enc, blocks = self.encoder_, self.encoder_.blocks_
+        levels = int(self.max_discrete_levels)
+        cont, groups = [], []  # groups: (column, block, kind, size) with kind "onehot" or "levels"
+        for b in blocks:
+            spec, orig = enc.schema_[b.column], self._joint_schema[b.column]
+            if b.kind != "continuous":
+                groups.append((b.column, b, "onehot", b.width))
+            elif orig.kind == "integer" and orig.bounds[1] - orig.bounds[0] + 1 <= levels:
+                groups.append((b.column, b, "levels", int(orig.bounds[1] - orig.bounds[0]) + 1))
+            else:
+                cont.append(b)
+        first = [str(c) for c in (self.categorical_order or [])]
+        unknown = [c for c in first if c not in {g[0] for g in groups}]
+        if unknown:
+            raise ValueError(f"categorical_order names columns that are not discrete in the model: {unknown} "
+                             f"(discrete: {sorted({g[0] for g in groups})})")
+        if self.target_name_ is not None and self.target_name_ not in first:
+            first.append(self.target_name_)
+        rank = {name: i for i, name in enumerate(first)}
+        groups.sort(key=lambda g: rank.get(g[0], len(rank)))  # stable: schema order otherwise
+        self._cont_blocks, self._groups = cont, groups
+        self._n_cont = len(cont)
+        self._sizes = [g[3] for g in groups]
+        offsets = np.cumsum([0, *self._sizes])
+        self._group_start = {(g[0], g[1].role): int(offsets[i]) for i, g in enumerate(groups)}
+        # integer columns dequantised by one unit in original units: its width in model space is
         # 1/(h - l) on a linear scale and exp(-z L)/L on a log scale (L = log(1 + h - l))
         lin, log_scale = [], []
-        for b in blocks:
-            if b.kind != "continuous":
-                continue
-            spec, orig = self._flow_encoder.schema_[b.column], self.schema_[b.column]
+        for b in cont:
+            spec, orig = enc.schema_[b.column], self._joint_schema[b.column]
             lo, hi = spec.bounds
             is_int = orig.kind == "integer"
             lin.append(1.0 / (hi - lo) if is_int and spec.resolved_scale == "linear" else 0.0)
@@ -218,81 +414,185 @@ class DPFlowSynthesizer(BaseSynthesizer):
         self._int_lin = torch.tensor(lin, dtype=torch.float32, device=self.device_)
         self._int_log = torch.tensor(log_scale, dtype=torch.float32, device=self.device_)
 
-    def _to_flow(self, Z: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        """Model space -> flow space, dequantising with ``gen`` (``None``: cell centres)."""
-        x = torch.empty_like(Z)
-        if self._cont_idx:
-            z = Z[:, self._cont_idx]
-            if gen is not None:
-                u = torch.rand(z.shape, generator=gen, device=Z.device, dtype=Z.dtype) - 0.5
-                log_units = torch.where(self._int_log > 0, torch.exp(-z * self._int_log)
-                                        / self._int_log.clamp_min(1e-12), torch.zeros_like(z))
-                z = (z + u * (self._int_lin + log_units)).clamp(0.0, 1.0)
-            x[:, self._cont_idx] = 2 * _HALF * (z - 0.5)
-        if self._onehot_idx:
-            v = Z[:, self._onehot_idx]
-            u = 0.5 if gen is None else torch.rand(v.shape, generator=gen, device=Z.device, dtype=Z.dtype)
-            x[:, self._onehot_idx] = _HALF * (v + u - 1.0)
-        return x
+    def _rows(self, frame: pd.DataFrame, dtype=torch.float32) -> torch.Tensor:
+        """Encoded rows ``[z, o]``: continuous values in [0, 1] (model units), then one-hot groups."""
+        Z = self.encoder_.to_tensor(frame, device=self.device_, dtype=dtype)
+        parts = [Z[:, [b.start for b in self._cont_blocks]]]
+        for column, b, kind, size in self._groups:
+            if kind == "onehot":
+                parts.append(Z[:, b.start:b.stop])
+            else:
+                spec, lo = self.encoder_.schema_[column], self._joint_schema[column].bounds[0]
+                values = torch.as_tensor(from_unit(Z[:, b.start].cpu().double().numpy(), spec))
+                index = (values.round() - lo).clamp(0, size - 1).long().to(Z.device)
+                parts.append(torch.nn.functional.one_hot(index, size).to(Z))
+        return torch.cat(parts, dim=1)
+
+    def _dequantise(self, rows: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """Model rows -> flow space, continuous part dequantised with ``gen`` (``None``: cell centres)."""
+        d = self._n_cont
+        if d == 0:
+            return rows
+        z = rows[:, :d]
+        if gen is not None:
+            u = torch.rand(z.shape, generator=gen, device=rows.device, dtype=rows.dtype) - 0.5
+            int_log = self._int_log.to(rows)
+            log_units = torch.where(int_log > 0, torch.exp(-z * int_log) / int_log.clamp_min(1e-12),
+                                    torch.zeros_like(z))
+            z = (z + u * (self._int_lin.to(rows) + log_units)).clamp(0.0, 1.0)
+        return torch.cat([2 * _HALF * (z - 0.5), rows[:, d:]], dim=1)
+
+    def _decode(self, x: torch.Tensor) -> pd.DataFrame:
+        """Flow-space rows -> the original table (all modelled columns)."""
+        x = x.cpu().double()
+        Z = np.zeros((x.shape[0], self.encoder_.n_outputs_))
+        d = self._n_cont
+        for j, b in enumerate(self._cont_blocks):
+            Z[:, b.start] = (x[:, j] / (2 * _HALF) + 0.5).clamp(0.0, 1.0).numpy()
+        offset = d
+        for column, b, kind, size in self._groups:
+            index = x[:, offset:offset + size].argmax(dim=1).numpy()
+            if kind == "onehot":
+                Z[np.arange(len(Z)), b.start + index] = 1.0
+            else:
+                spec, lo = self.encoder_.schema_[column], self._joint_schema[column].bounds[0]
+                Z[:, b.start] = to_unit(lo + index.astype(float), spec)
+            offset += size
+        frame = self.encoder_.inverse_transform(Z)
+        return _restore_integers(frame, self._joint_schema, self.dtypes_)
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "flow_")
+        return hasattr(self, "model_")
 
     # ------------------------------------------------------------------ using the model
-    def _flow_to_model(self, x: torch.Tensor) -> np.ndarray:
-        Z = torch.zeros_like(x)
-        if self._cont_idx:
-            Z[:, self._cont_idx] = (x[:, self._cont_idx] / (2 * _HALF) + 0.5).clamp(0.0, 1.0)
-        for start, stop in self._groups:
-            idx = x[:, start:stop].argmax(dim=1, keepdim=True)
-            Z[:, start:stop] = torch.zeros_like(x[:, start:stop]).scatter_(1, idx, 1.0)
-        return Z.cpu().numpy().astype(np.float64)
-
     @with_torch_threads
-    def sample(self, n_samples: int = 1, random_state=None):
-        """Draw ``n_samples`` rows (post-processing: no privacy cost); original columns and dtypes."""
+    def sample(self, n_samples: int = 1, random_state=None, given: dict | None = None, return_y: bool = False):
+        """Draw ``n_samples`` rows (post-processing: no privacy cost); original columns and dtypes.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : int, RandomState or None
+        given : dict {column: value}, optional
+            Sample conditionally on discrete columns (categorical, boolean, the label, narrow
+            integer columns), e.g. ``{"sex": "Female"}``.  Exact, with no rejection loop, when the
+            given columns lead the autoregressive order (the label of ``fit(X, y)`` does, and
+            ``categorical_order`` puts others there): the component and chart are drawn from their
+            posterior, then the other columns from the model with the given values fixed.
+            Otherwise the other given columns are handled by sampling-importance-resampling over
+            20 candidates per row (approximate).
+        return_y : bool, default=False
+            After ``fit(X, y)``, return ``(X, y)``.
+
+        Returns
+        -------
+        DataFrame (ndarray if fit saw one), or ``(X, y)``.
+        """
         check_is_fitted(self)
         n = check_n_samples(n_samples)
+        if return_y and self.target_name_ is None:
+            raise ValueError("return_y=True needs a fit with y")
+        fixed = self._fixed_positions(given)
         gen = torch_generator(derive_seeds(random_state, 1)[0] % (2**62), self.device_)
-        with torch.no_grad():
-            x = self.flow_.sample(n, gen)
-        frame = self._flow_encoder.inverse_transform(self._flow_to_model(x))
-        return self._to_output(_restore_integers(frame, self.schema_, self.dtypes_))
+        x = self.model_.sample(n, gen, fixed)
+        frame = self._decode(x)
+        if self.target_name_ is None:
+            return self._to_output(frame[list(self.feature_names_in_)] if hasattr(self, "feature_names_in_")
+                                   else frame)
+        labels = frame.pop(self.target_name_)
+        X_out = self._to_output(frame)
+        if not return_y:
+            return X_out
+        return (X_out, labels) if self._input_kind == "pandas" else (X_out, labels.to_numpy())
+
+    def _fixed_positions(self, given) -> dict[int, int]:
+        if not given:
+            return {}
+        if not isinstance(given, dict):
+            raise TypeError(f"given must be a dict {{column: value}}, got {type(given).__name__}")
+        names = [g[0] for g in self._groups]
+        fixed = {}
+        for column, value in given.items():
+            column = str(column)
+            if column not in self._joint_schema.columns:
+                raise ValueError(f"given names an unknown column {column!r}")
+            matches = [i for i, g in enumerate(self._groups) if g[0] == column]
+            if not matches:
+                raise ValueError(f"given can only fix discrete columns (categorical, boolean, the label or "
+                                 f"integer columns with <= max_discrete_levels values); {column!r} is "
+                                 f"continuous in the model (discrete: {sorted(set(names))})")
+            spec = self._joint_schema[column]
+            missing = value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+            for i in matches:
+                _, b, kind, size = self._groups[i]
+                if b.role == "missing":
+                    fixed[i] = 1 if missing else 0
+                elif missing:
+                    if not spec.nullable:
+                        raise ValueError(f"column {column!r} is not nullable: cannot fix it to a missing value")
+                    if kind == "onehot":
+                        fixed[i] = len(spec.categories)
+                elif kind == "levels":
+                    v = float(value)
+                    lo, hi = spec.bounds
+                    if not (v.is_integer() and lo <= v <= hi):
+                        raise ValueError(f"given value {value!r} for {column!r} is not an integer in {spec.bounds}")
+                    fixed[i] = int(v - lo)
+                else:
+                    cats = list(spec.categories)
+                    hits = [k for k, c in enumerate(cats) if c == value or str(c) == str(value)]
+                    if not hits:
+                        raise ValueError(f"given value {value!r} is not a category of {column!r}: {cats}")
+                    fixed[i] = hits[0]
+        return fixed
 
     @with_torch_threads
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density of each row in the original units (see the class docstring for discrete columns)."""
+    def score_samples(self, X, y=None) -> np.ndarray:
+        """Log-density of each row in the original units (see the class docstring).
+
+        After ``fit(X, y)``: with ``y`` the joint density of ``(x, y)``, without it the density of
+        ``x`` with the label summed out exactly.
+        """
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
-        # float64 so that a row's score does not depend on the other rows of the batch (BLAS blocking)
-        Z = self._flow_encoder.to_tensor(Xf, device=self.device_, dtype=torch.float64)
-        flow64 = copy.deepcopy(self.flow_).double()
+        ys = None if y is None else self._check_y(y, len(Xf))
+        if ys is not None and self.target_name_ is None:
+            raise ValueError("y was given but the model was fitted without a label")
+        model = copy.deepcopy(self.model_)
+        for comp in model.components:
+            comp.double()  # float64: a row's score does not depend on the batch (BLAS blocking)
         with torch.no_grad():
-            logp = flow64.log_prob(self._to_flow(Z, None)).cpu().numpy()
+            if self.target_name_ is None or ys is not None:
+                table = Xf if ys is None else Xf.assign(**{self.target_name_: ys.to_numpy()})
+                logp = model.log_prob(self._dequantise(self._rows(table, torch.float64), None)).cpu().numpy()
+            else:
+                terms = [model.log_prob(self._dequantise(self._rows(
+                    Xf.assign(**{self.target_name_: np.repeat(np.asarray([c], dtype=object), len(Xf))}),
+                    torch.float64), None)).cpu().numpy() for c in self.classes_]
+                logp = np.logaddexp.reduce(np.stack(terms), axis=0)
         return logp + self._log_jacobian(Xf)
 
     def score(self, X, y=None) -> float:
         """Mean log-density per row (:meth:`score_samples`), for model selection on held-out rows."""
-        return float(np.mean(self.score_samples(X)))
+        return float(np.mean(self.score_samples(X, y)))
 
     def _log_jacobian(self, X: pd.DataFrame) -> np.ndarray:
-        """log |d flow-space / d original units| summed over the columns of each row."""
+        """log |d flow-space / d original units| summed over the continuous coordinates of each row."""
         total = np.zeros(len(X))
-        for b in self._flow_encoder.blocks_:
-            spec = self._flow_encoder.schema_[b.column]
-            if b.kind == "continuous":
-                lo, hi = spec.bounds
-                x = pd.to_numeric(X[b.column], errors="coerce").to_numpy(dtype=float)
-                missing = np.isnan(x)
-                inside = (x >= lo) & (x <= hi)
-                if spec.resolved_scale == "log":
-                    d = 1.0 / ((1.0 + np.clip(x, lo, hi) - lo) * np.log1p(hi - lo))
-                else:
-                    d = np.full(len(x), 1.0 / (hi - lo))
-                jac = np.log(2 * _HALF * d)
-                total += np.where(missing, 0.0, np.where(inside, jac, -np.inf))
+        for b in self._cont_blocks:
+            if b.column not in X.columns:
+                continue
+            spec = self.encoder_.schema_[b.column]
+            lo, hi = spec.bounds
+            x = pd.to_numeric(X[b.column], errors="coerce").to_numpy(dtype=float)
+            missing = np.isnan(x)
+            inside = (x >= lo) & (x <= hi)
+            if spec.resolved_scale == "log":
+                d = 1.0 / ((1.0 + np.clip(x, lo, hi) - lo) * np.log1p(hi - lo))
             else:
-                total += (b.stop - b.start) * math.log(_HALF)
+                d = np.full(len(x), 1.0 / (hi - lo))
+            jac = np.log(2 * _HALF * d)
+            total += np.where(missing, 0.0, np.where(inside, jac, -np.inf))
         return total
 
 
