@@ -62,7 +62,8 @@ def main() -> None:
                 pos = model.classes_[1] if len(model.classes_) > 1 else None
                 auc = float("nan") if pos is None else roc_auc_score(
                     yte.to_numpy() == pos, model.predict_proba(_as_object_frame(Xte))[:, 1])
-                held = syn.score(Xte.assign(**{target: yte.to_numpy()}))
+                held = syn.score(Xte, yte.rename(target)) if args.fit_y else \
+                    syn.score(Xte.assign(**{target: yte.to_numpy()}))
                 print(json.dumps({"dataset": name, "epsilon": eps, "seed": seed, "params": params, "fit_y": args.fit_y,
                                   "fit_s": round(fit_s, 1), "tstr_roc_auc": round(auc, 4),
                                   "heldout_loglik": round(held, 3), "steps": syn.dpsgd_.steps,
