@@ -1,5 +1,6 @@
 """skdpgen: differentially private generative models for scikit-learn users."""
 
+from .bayes import DPBayesianLogisticRegression, DPLatentDirichletAllocation, DPVariationalBayes
 from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
 from .flows import DPFlowSynthesizer
 from .mmd import DPMMDSynthesizer
@@ -10,8 +11,11 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ColumnSpec",
+    "DPBayesianLogisticRegression",
     "DPFlowSynthesizer",
+    "DPLatentDirichletAllocation",
     "DPMMDSynthesizer",
+    "DPVariationalBayes",
     "PrivacyBudgetExceeded",
     "PrivacyLeakWarning",
     "PrivacyLedger",
