@@ -6,6 +6,9 @@ Two models, batch 512:
   ONE conditioner MLP (8 + 8 stage one-hot -> 256 -> 256 -> 8 x (3K - 1), K = 8 bins) serves all
   8 stages: each Linear layer is called 8 times per forward (parameter tying).
 * ``mlp``: a plain MLP 100-256-256-256-2 with a per-example cross-entropy.
+* ``mixed``: the model DPFlowSynthesizer trains (:class:`skdpgen.flows.MixedFlow`) with adult's
+  layout: an autoregressive model of 10 discrete groups (one MLP called for all 10 positions) and
+  a 6-stage spline flow on 5 continuous coordinates conditioned on them, hidden (128, 128).
 
 Methods (same Adam optimizer, same batch): ``non-private`` (``loss.mean().backward()``),
 ``skdpgen`` (:class:`skdpgen.dpsgd.PerExampleClipper` + noise, i.e. the step of
@@ -115,16 +118,40 @@ class MLP(nn.Module):
         return F.cross_entropy(self.net(batch[:, :-1]), batch[:, -1].long(), reduction="none")
 
 
+# adult's layout in DPFlowSynthesizer: 5 continuous coordinates, 10 discrete groups
+ADULT_SIZES = (9, 16, 16, 7, 15, 6, 5, 2, 42, 2)
+
+
+class Mixed(nn.Module):
+    """The shipped model: :class:`skdpgen.flows.MixedFlow` (discrete part + conditional flow), adult shapes."""
+
+    def __init__(self, gen):
+        super().__init__()
+        from skdpgen.flows import MixedFlow
+
+        self.model = MixedFlow(5, ADULT_SIZES, n_stages=6, hidden_features=(128, 128), generator=gen)
+
+    def forward(self, batch):
+        return -self.model.log_prob(batch)
+
+
 def make_data(kind: str, gen):
     if kind == "flow":
         return torch.randn(BATCH, 16, generator=gen)
+    if kind == "mixed":
+        parts = [torch.randn(BATCH, 5, generator=gen)]
+        for k in ADULT_SIZES:
+            idx = torch.randint(0, k, (BATCH,), generator=gen)
+            parts.append(F.one_hot(idx, k).float())
+        return torch.cat(parts, dim=1)
     x = torch.randn(BATCH, 100, generator=gen)
     return torch.cat([x, (x[:, :1] > 0).float()], dim=1)
 
 
 def make_model(kind: str, seed: int = 0):
     gen = torch_generator(seed)
-    return (SplineFlow(gen) if kind == "flow" else MLP(gen)), make_data(kind, gen)
+    model = {"flow": SplineFlow, "mlp": MLP, "mixed": Mixed}[kind](gen)
+    return model, make_data(kind, gen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +251,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=["flow", "mlp"], choices=["flow", "mlp"])
+    parser.add_argument("--models", nargs="+", default=["flow", "mlp"], choices=["flow", "mlp", "mixed"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
