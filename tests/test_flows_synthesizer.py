@@ -210,3 +210,19 @@ def test_grid_search_selects_by_held_out_likelihood_and_ledger_counts_every_fit(
     assert np.isfinite(search.best_score_) and search.best_params_["epsilon"] in (0.5, 4.0)
     eps, _ = ledger.spent()
     assert eps <= 2 * (0.5 + 0.5 + 4.0 + 4.0) + search.best_params_["epsilon"] + 1e-9  # <= basic composition
+
+
+def test_missing_values_are_modelled_and_reproduced():
+    rng = np.random.default_rng(8)
+    n = 1500
+    X = pd.DataFrame({"v": rng.normal(0, 1, n).clip(-4, 4), "c": rng.choice(["x", "y"], n).astype(object)})
+    X.loc[rng.random(n) < 0.2, "v"] = np.nan
+    X.loc[rng.random(n) < 0.1, "c"] = None
+    schema = {"v": {"type": "continuous", "bounds": [-4, 4], "nullable": True},
+              "c": {"type": "categorical", "categories": ["x", "y"], "nullable": True}}
+    flow = DPFlowSynthesizer(schema=schema, epsilon=math.inf, random_state=0, **{**FAST, "epochs": 10}).fit(X)
+    S = flow.sample(3000, random_state=0)
+    assert abs(S["v"].isna().mean() - 0.2) < 0.04 and abs(S["c"].isna().mean() - 0.1) < 0.03
+    assert np.isfinite(flow.score_samples(X)).all()
+    only_missing = flow.sample(200, random_state=1, given={"c": None})
+    assert only_missing["c"].isna().all()
