@@ -13,6 +13,8 @@ parameters from the noisy statistics only,
 with :math:`\rho_t = 1, c = 1` in full-batch mode and :math:`\rho_t = (\tau_0 + t)^{-\kappa}`,
 :math:`c = 1/q` in stochastic mode (a Poisson minibatch of rate :math:`q` estimates the full sum
 without bias: :math:`E[\sum_{i \in B} s_i] = q \sum_i s_i`, so no row count is needed).
+Without privacy (``epsilon=inf``) the stochastic mode is scikit-learn's online VB instead: fixed
+consecutive minibatches, :math:`c = n / |B_t|`.
 
 This module holds the model protocol (:class:`VBModel`, :class:`ESSPiece`) and the engine
 (:class:`DPVariationalBayes`, plus the mixin that the built-in estimators share).
@@ -33,6 +35,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
@@ -118,6 +121,9 @@ class VBModel(BaseEstimator):
     positive_only: bool = False
     #: scipy sparse X accepted
     accept_sparse: bool = False
+    #: with ``epsilon=inf``, ``init_params`` and ``local_step`` share one legacy
+    #: ``np.random.RandomState(random_state)`` (scikit-learn's stream) instead of separate Generators
+    sklearn_random_stream: bool = False
 
     @property
     def needs_n_samples(self) -> bool:
@@ -263,13 +269,18 @@ class _VIPSMixin:
         names = [p.name for p in pieces]
         static = [p for p in pieces if p.static] if method == "batch" else []
         dynamic = [p for p in pieces if p not in static]
-        need_count = model.needs_n_samples or (method == "online" and self.sample_rate is None)
+        private = math.isfinite(eps)
+        # the non-private online reference walks fixed consecutive batches with the true row count
+        need_count = model.needs_n_samples or (method == "online" and self.sample_rate is None and private)
         share = float(self.count_share) if need_count else 0.0
         plan = plan_vips_budget(eps, delta, method, int(self.max_iter), bool(static), share, bool(dynamic))
         seeds = derive_seeds(self.random_state, 5)
         rng_init, rng_sample, rng_noise, rng_local, rng_count = (np.random.default_rng(s) for s in seeds)
+        if not private and getattr(model, "sklearn_random_stream", False):
+            # one legacy RandomState, drawn in scikit-learn's order (init, then each e-step)
+            rng_init = rng_local = _legacy_random_state(self.random_state, seeds[0])
         owner, cls = self._owner(), type(self).__name__
-        private = math.isfinite(eps)
+        batches = None
 
         count_release = None
         if need_count:
@@ -304,11 +315,19 @@ class _VIPSMixin:
                                              epsilon=plan.sub_epsilon, delta=plan.sub_delta, owner=owner)
                 self.ledger.check([*releases, placeholder])
             n_hat = _noisy_count(n_rows, count_release, rng_count) if need_count else None
-            if self.sample_rate is not None:
+            if not private:
+                # scikit-learn's online VB: consecutive batches (the last one smaller), every pass
+                size = int(self.batch_size) if self.sample_rate is None else \
+                    max(1, math.ceil(float(self.sample_rate) * n_rows - 1e-9))
+                batches = list(gen_batches(n_rows, size))
+                q = min(1.0, size / max(n_rows, 1))
+                n_steps = int(self.max_iter) * len(batches)
+            elif self.sample_rate is not None:
                 q = float(self.sample_rate)
             else:
                 q = min(1.0, float(self.batch_size) / max(n_hat, 1.0))
-            n_steps = int(self.max_iter) * math.ceil(1.0 / q - 1e-9)
+            if private:
+                n_steps = int(self.max_iter) * math.ceil(1.0 / q - 1e-9)
             z = calibrate_subsampled_noise(plan.sub_epsilon, plan.sub_delta, q, n_steps,
                                            self.accountant) if private else 0.0
             sigma = z * b_dyn
@@ -329,10 +348,15 @@ class _VIPSMixin:
         noisy_static: dict[str, np.ndarray] = {}
         for t in range(n_steps):
             if method == "online":
-                idx = np.flatnonzero(rng_sample.random(n_rows) < q)
-                batch = tuple(a[idx] for a in data)
                 rho = float((float(self.learning_offset) + t + 1) ** (-float(self.learning_decay)))
-                scale = 1.0 / q
+                if batches is not None:  # non-private: fixed batch, scaled by n / |B| (no privacy to keep)
+                    sl = batches[t % len(batches)]
+                    batch = tuple(a[sl] for a in data)
+                    scale = n_rows / max(_n_rows(batch), 1)
+                else:  # Poisson sampling: what the subsampled-Gaussian accounting assumes
+                    idx = np.flatnonzero(rng_sample.random(n_rows) < q)
+                    batch = tuple(a[idx] for a in data)
+                    scale = 1.0 / q
             else:
                 batch, rho, scale = data, 1.0, 1.0
             ess = model.local_step(batch, state, rng_local)
@@ -364,7 +388,10 @@ class _VIPSMixin:
         own = PrivacyLedger()
         own.record(*releases)
         eps, dlt = own.spent()
-        if self.learning_method == "batch":
+        if self.learning_method == "online" and not math.isfinite(float(self.epsilon)):
+            accounting = ("non-private reference (epsilon=inf): no noise; fixed consecutive minibatches of "
+                          "batch_size rows scaled by n_rows / batch rows, as scikit-learn's online VB")
+        elif self.learning_method == "batch":
             accounting = ("full-batch VIPS: every iteration is one Gaussian release of the concatenated ESS; "
                           "all releases compose exactly in Gaussian DP (mu = sqrt(sum mu_i^2)) and are converted "
                           "to (epsilon, delta) with the analytic Gaussian formula")
@@ -381,6 +408,8 @@ class _VIPSMixin:
             "sensitivity": {"ess": b_dyn, "static_ess": b_static if b_static else None,
                             "n_samples": 1.0 if need_count else None},
             "n_samples": ("DP estimate (noisy count, sensitivity 1)" if need_count else
+                          "true row count (non-private fixed minibatches)"
+                          if self.learning_method == "online" and not math.isfinite(float(self.epsilon)) else
                           "not used (the updates scale minibatch sums by 1/sample_rate)"),
             "accounting": accounting,
             "releases": [r.to_dict() for r in releases],
@@ -397,6 +426,18 @@ def _split(flat: np.ndarray, pieces: list[ESSPiece]) -> dict[str, np.ndarray]:
         out[p.name] = flat[start:start + p.size]
         start += p.size
     return out
+
+
+def _legacy_random_state(random_state, seed: int) -> np.random.RandomState:
+    """The ``RandomState`` scikit-learn would draw from: ``RandomState(random_state)`` for an int seed.
+
+    Otherwise (None, a RandomState or Generator) one seeded by ``seed``, derived from ``random_state``
+    (unlike ``check_random_state``, neither the global RNG nor the caller's instance is drawn from
+    again).
+    """
+    if isinstance(random_state, Integral):
+        return np.random.RandomState(int(random_state))
+    return np.random.RandomState(np.random.MT19937(seed))
 
 
 def _noisy_count(n: int, release: PrivacyRelease, rng: np.random.Generator) -> float:
@@ -428,9 +469,19 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
       :math:`\mu/\sqrt{T}` (pieces that do not depend on the global parameters, e.g.
       :math:`\sum_i (y_i - 1/2)x_i`, are released once instead of :math:`T` times).
     * ``learning_method="online"`` (stochastic): Poisson minibatches with rate :math:`q`,
-      :math:`c = 1/q` (an unbiased estimate of the full sum), :math:`\rho_t = (\tau_0 + t)^{-\kappa}`;
-      ``max_iter`` passes of :math:`\lceil 1/q \rceil` steps, the noise multiplier calibrated by
-      bisection on the subsampled-Gaussian accountant (PRV or RDP) for that many steps.
+      :math:`c = 1/q` (an unbiased estimate of the full sum), :math:`\rho_t = (\tau_0 + t)^{-\kappa}`
+      with :math:`t = 1, 2, \dots` counted per minibatch; ``max_iter`` passes of
+      :math:`\lceil 1/q \rceil` steps, the noise multiplier calibrated by bisection on the
+      subsampled-Gaussian accountant (PRV or RDP) for that many steps.  Poisson sampling is what
+      the privacy amplification by subsampling assumes.
+    * ``learning_method="online"`` with ``epsilon=float("inf")`` (the non-private reference) walks
+      scikit-learn's schedule instead: each pass visits the rows in order in fixed consecutive
+      minibatches of ``batch_size`` rows (``sklearn.utils.gen_batches``; the last one may be
+      smaller; ``ceil(sample_rate * n)`` rows when ``sample_rate`` is given), scaled by
+      :math:`c = n / |B_t|` with the true row count :math:`n` (no privacy to keep), with the same
+      :math:`\rho_t`.  Models that declare ``sklearn_random_stream`` (LDA) also draw their
+      initialisation and local steps from ``np.random.RandomState(random_state)`` in
+      scikit-learn's order (both modes), so an int seed reproduces scikit-learn's fit.
 
     **Neighbouring relation**: add/remove one row.  The number of rows is never used as if public:
     the stochastic update needs only :math:`q`; when :math:`q` has to be derived from
@@ -453,7 +504,7 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
         Iterations (full batch) or passes over the data (online).
     batch_size : int, default=128
         Expected minibatch size (online mode, when ``sample_rate`` is None): :math:`q =`
-        ``batch_size`` / (DP row count).
+        ``batch_size`` / (DP row count); with ``epsilon=inf`` the fixed minibatch size.
     sample_rate : float or None, default=None
         Public Poisson sampling rate :math:`q` (online mode); overrides ``batch_size``.
     learning_decay, learning_offset : float, default=0.7, 10.0
@@ -477,7 +528,8 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
     n_iter_, n_steps_ : int
         Iterations (passes) and noisy releases made.
     sample_rate_ : float
-        :math:`q` used (1 in full-batch mode).
+        :math:`q` used (1 in full-batch mode; ``batch_size / n`` for the fixed batches of the
+        non-private online mode).
     noise_std_ : float
         Standard deviation of the noise added per release to the (dynamic) statistics.
     n_samples_estimate_ : float or None

@@ -144,6 +144,8 @@ class LDAModel(VBModel):
 
     positive_only = True
     accept_sparse = True
+    # non-private fits draw lambda's initialisation and the e-step's gamma from scikit-learn's stream
+    sklearn_random_stream = True
 
     def __init__(self, n_components=10, *, doc_topic_prior=None, topic_word_prior=None, max_doc_length=200.0,
                  max_doc_update_iter=100, mean_change_tol=1e-3, estimate_doc_length=False, denoise_threshold=1.0):
@@ -243,10 +245,21 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
     :math:`L` have their counts scaled by :math:`L/n_d` in the statistics (their own e-step uses
     all their words).  Full batch: ``max_iter`` Gaussian releases composing exactly to
     :math:`\mu(\varepsilon,\delta)`-GDP.  Online: Poisson sampling with rate :math:`q` and the
-    subsampled-Gaussian accountant.  The number of documents is used only through a DP count
-    (``count_share`` of the budget) when it is needed: online mode without ``sample_rate``, and
+    subsampled-Gaussian accountant (privacy amplification by subsampling assumes Poisson
+    batches).  The number of documents is used only through a DP count
+    (``count_share`` of the budget) when it is needed: private online mode without ``sample_rate``, and
     the mean document length for :meth:`sample` when ``doc_length`` is not declared (then a
     0.1-weighted block of capped document lengths is released with the topic-word counts).
+
+    **Non-private reference** (``epsilon=float("inf")``): no noise, and the fit follows
+    scikit-learn's exactly.  Online mode walks fixed consecutive batches of ``batch_size``
+    documents each pass (``gen_batches``, the last one smaller) like scikit-learn, with
+    :math:`\rho_t = (\tau_0 + t)^{-\kappa}` counted per minibatch (from :math:`t = 1`) and the
+    statistics scaled by (number of documents) / (batch size); the private online mode uses
+    Poisson batches instead.  In both modes :math:`\lambda` is initialised, and the e-step's
+    :math:`\gamma` drawn, from ``np.random.RandomState(random_state)`` in scikit-learn's order, so
+    with an int ``random_state`` (and ``max_doc_length`` above the longest document)
+    ``components_`` equal scikit-learn's to about 1e-9 relative (its Cython digamma).
 
     Everything after the fit (``transform``, ``perplexity``, ``score``, ``sample``) is
     post-processing of :math:`\lambda`; ``transform`` and ``score`` of course read the documents
@@ -272,7 +285,8 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         Iterations (batch) or passes (online).  Each full-batch iteration is a noisy release:
         under privacy 3-5 usually beat 10 (see ``benchmarks/results_bayes.md``).
     batch_size : int, default=128
-        Expected Poisson minibatch size (online, ``sample_rate=None``).
+        Expected Poisson minibatch size (online, ``sample_rate=None``); with ``epsilon=inf`` the
+        fixed minibatch size, as in scikit-learn.
     sample_rate : float or None, default=None
         Public Poisson sampling rate (online); overrides ``batch_size``.
     mean_change_tol : float, default=1e-3
@@ -394,8 +408,14 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         if self.doc_length is not None:
             self.mean_doc_length_ = float(self.doc_length)
         else:  # DP: (noisy capped token total) / (noisy document count), post-processing
-            total = float(raw["n_tokens"][0]) if self.learning_method == "online" else \
-                float(noisy["n_tokens"][0]) / _TOKEN_WEIGHT
+            if self.learning_method == "online":
+                # the running average of the token total starts at 0: divide by the weight it has put
+                # on the data, 1 - prod_t (1 - rho_t) (otherwise 40% low after one pass)
+                t = np.arange(1, self.n_steps_ + 1, dtype=float)
+                rho = (float(self.learning_offset) + t) ** (-float(self.learning_decay))
+                total = float(raw["n_tokens"][0]) / (1.0 - float(np.prod(1.0 - rho)))
+            else:
+                total = float(noisy["n_tokens"][0]) / _TOKEN_WEIGHT
             self.mean_doc_length_ = float(np.clip(total / self.n_samples_estimate_, 1.0, self.max_doc_length))
         return self
 
