@@ -283,7 +283,7 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
     learning_decay, learning_offset : float, default=0.7, 10.0
     max_iter : int, default=10
         Iterations (batch) or passes (online).  Each full-batch iteration is a noisy release:
-        under privacy 3-5 usually beat 10 (see ``benchmarks/results_bayes.md``).
+        under privacy 3-5 usually beat 10 (see ``benchmarks/RESULTS.md``).
     batch_size : int, default=128
         Expected Poisson minibatch size (online, ``sample_rate=None``); with ``epsilon=inf`` the
         fixed minibatch size, as in scikit-learn.
