@@ -5,6 +5,7 @@ from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
 from .flows import DPFlowSynthesizer
 from .mmd import DPMMDSynthesizer
 from .privacy import PrivacyLedger, PrivacyRelease
+from .pruning import DirichletFeatureSelector, DirichletPruner, dirichlet_kl
 from .schema import ColumnSpec, Schema
 
 __version__ = "0.1.0.dev0"
@@ -16,10 +17,13 @@ __all__ = [
     "DPLatentDirichletAllocation",
     "DPMMDSynthesizer",
     "DPVariationalBayes",
+    "DirichletFeatureSelector",
+    "DirichletPruner",
     "PrivacyBudgetExceeded",
     "PrivacyLeakWarning",
     "PrivacyLedger",
     "PrivacyRelease",
     "Schema",
     "__version__",
+    "dirichlet_kl",
 ]

@@ -1,0 +1,224 @@
+"""Compression vs accuracy and cost of DirichletPruner (issue 5), against L1-norm and random unit pruning.
+
+Two networks, pruned at 30/50/70/90% of their hidden units (the same rate in every prunable layer):
+
+* ``digits``: scikit-learn ``MLPClassifier(hidden_layer_sizes=(256, 128))`` on scikit-learn's digits
+  (75/25 stratified split), pruned as an MLP (the result is a smaller fitted ``MLPClassifier``);
+* ``mnist``: a LeNet-5-style CNN (conv 6 - conv 16 - fc 120 - fc 84, batch-norm after the
+  convolutions) on ``../shared/data/mnist_5k`` (4,000 train / 1,000 test, stratified), trained
+  here with Adam.
+
+For each method (``criterion`` "dirichlet", "l1", "random" of :class:`skdpgen.DirichletPruner`,
+so that removal and fine-tuning are the same code), test accuracy right after pruning and after
+``--fine-tune`` epochs of fine-tuning.  Cost: the Dirichlet fit (one epoch, batch 16) against one
+epoch of training the original network with the same batch size, loss and code path
+(``train_plain``), in the same process; medians over repeats.
+
+Run (one torch thread; about 10 minutes on a 2-vCPU VM)::
+
+    nice -n 10 python benchmarks/bench_pruning_compression.py --seeds 3 --out /tmp/pruning_compression.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from torch import nn
+
+from skdpgen import DirichletPruner
+from skdpgen.pruning import _common as C
+from skdpgen.pruning import mlp_to_torch
+
+RATES = (0.3, 0.5, 0.7, 0.9)
+METHODS = ("dirichlet", "l1", "random")
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_5k" / "mnist_5k.csv.gz"
+
+
+def lenet5(generator: torch.Generator) -> nn.Sequential:
+    from skdpgen._torch import init_module_
+
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2, device="meta"), nn.BatchNorm2d(6, device="meta"), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, device="meta"), nn.BatchNorm2d(16, device="meta"), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120, device="meta"), nn.ReLU(), nn.Linear(120, 84, device="meta"), nn.ReLU(),
+        nn.Linear(84, 10, device="meta")).to_empty(device="cpu")
+    init_module_(net, generator)  # Linear layers
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Conv2d):
+                bound = 1 / np.sqrt(m.in_channels * 25)
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+    return net
+
+
+def accuracy(net: nn.Module, X: torch.Tensor, y: np.ndarray) -> float:
+    return float((C.torch_outputs(net, X).argmax(1).numpy() == y).mean())
+
+
+def epoch_time(net: nn.Module, X: torch.Tensor, Y: torch.Tensor, task: str, batch_size: int, seed: int) -> float:
+    """Seconds for one training epoch of (a copy of) ``net``: Adam on all weights, same loss and batch size."""
+    model = copy.deepcopy(net).train().requires_grad_(True)
+
+    def loss(m, batch):
+        xb, yb = batch
+        return C.per_example_nll(m(xb), yb, task)
+
+    t0 = time.perf_counter()
+    C.train_plain(model, loss, (X, Y), epochs=1, batch_size=batch_size, lr=1e-3,
+                  generator=torch.Generator().manual_seed(seed))
+    return time.perf_counter() - t0
+
+
+def run_digits(seed: int, fine_tune: float, batch_size: int, repeats: int, timing_only: bool = False
+               ) -> tuple[list[dict], dict]:
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=200, random_state=seed).fit(Xtr, ytr)
+    base = mlp.score(Xte, yte)
+    rows = []
+    for rate in () if timing_only else RATES:
+        for method in METHODS:
+            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed)
+            p0 = DirichletPruner(mlp, **kw).fit(Xtr, ytr)
+            p1 = DirichletPruner(mlp, fine_tune_epochs=fine_tune, **kw).fit(Xtr, ytr)
+            rows.append(dict(net="digits MLP 256-128", seed=seed, rate=rate, method=method, base=base,
+                             pruned=p0.score(Xte, yte), fine_tuned=p1.score(Xte, yte),
+                             params=p1.n_params_pruned_, params_before=p1.n_params_))
+    # cost: Dirichlet fit vs one training epoch, alternating, same process
+    net = mlp_to_torch(mlp)
+    Xt = torch.as_tensor(Xtr, dtype=torch.float32)
+    task, Yt = C.mlp_targets(mlp, ytr, "cpu")
+    fits, epochs = [], []
+    for r in range(repeats):
+        fits.append(DirichletPruner(mlp, batch_size=batch_size, random_state=r).fit(Xtr, ytr).fit_times_["dirichlet"])
+        epochs.append(epoch_time(net, Xt, Yt, task, batch_size, r))
+    return rows, dict(net="digits MLP 256-128", seed=seed, dirichlet_s=float(np.median(fits)),
+                      epoch_s=float(np.median(epochs)), n_train=len(Xtr))
+
+
+def load_mnist():
+    frame = pd.read_csv(MNIST)
+    y = frame.pop("label").to_numpy()
+    X = frame.to_numpy(dtype=np.float32).reshape(-1, 1, 28, 28) / 255.0
+    return X, y
+
+
+def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_epochs: int, data,
+              timing_only: bool = False) -> tuple[list, dict]:
+    X, y = data
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=1000, random_state=seed, stratify=y)
+    net = lenet5(torch.Generator().manual_seed(seed))
+    Xt, Xv = torch.as_tensor(Xtr), torch.as_tensor(Xte)
+    Yt = torch.as_tensor(ytr)
+
+    def loss(m, batch):
+        xb, yb = batch
+        return C.per_example_nll(m(xb), yb, "multiclass")
+
+    net.train()
+    t0 = time.perf_counter()
+    C.train_plain(net, loss, (Xt, Yt), epochs=train_epochs, batch_size=batch_size, lr=2e-3,
+                  generator=torch.Generator().manual_seed(seed))
+    train_s = time.perf_counter() - t0
+    net.eval()
+    base = accuracy(net, Xv, yte)
+    rows = []
+    for rate in () if timing_only else RATES:
+        for method in METHODS:
+            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed)
+            p0 = DirichletPruner(net, **kw).fit(Xtr, ytr)
+            p1 = DirichletPruner(net, fine_tune_epochs=fine_tune, **kw).fit(Xtr, ytr)
+            rows.append(dict(net="mnist_5k LeNet-5", seed=seed, rate=rate, method=method, base=base,
+                             pruned=p0.score(Xte, yte), fine_tuned=p1.score(Xte, yte),
+                             params=p1.n_params_pruned_, params_before=p1.n_params_,
+                             units=p1.n_units_pruned_))
+    fits, epochs = [], []
+    for r in range(repeats):
+        fits.append(DirichletPruner(net, batch_size=batch_size, random_state=r).fit(Xtr, ytr).fit_times_["dirichlet"])
+        epochs.append(epoch_time(net, Xt, Yt, "multiclass", batch_size, r))
+    return rows, dict(net="mnist_5k LeNet-5", seed=seed, dirichlet_s=float(np.median(fits)),
+                      epoch_s=float(np.median(epochs)), n_train=len(Xtr), train_s_total=train_s,
+                      train_epochs=train_epochs)
+
+
+def markdown(df: pd.DataFrame, fmt: str = "{:.4f}") -> str:
+    """A Markdown table (no tabulate dependency)."""
+    def cell(v):
+        return fmt.format(v) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def report(rows: list[dict], costs: list[dict]) -> None:
+    if rows:
+        df = pd.DataFrame(rows)
+        df["ft_drop_points"] = 100 * (df["base"] - df["fine_tuned"])
+        table = df.groupby(["net", "rate", "method"], sort=False).agg(
+            base=("base", "median"), pruned=("pruned", "median"), fine_tuned=("fine_tuned", "median"),
+            ft_drop_points=("ft_drop_points", "median"), params=("params", "median"),
+            params_before=("params_before", "median"), seeds=("seed", "count")).reset_index()
+        print(markdown(table))
+    cost = pd.DataFrame(costs)
+    cost["ratio"] = cost["dirichlet_s"] / cost["epoch_s"]
+    print()
+    print(markdown(cost, "{:.3f}"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--fine-tune", type=float, default=3.0)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5, help="timing repeats (medians)")
+    ap.add_argument("--train-epochs", type=int, default=8, help="training epochs of the CNN")
+    ap.add_argument("--only", choices=["digits", "mnist"], default=None)
+    ap.add_argument("--timing-only", action="store_true", help="skip the accuracy grid, measure the cost only")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/pruning_compression.json"))
+    ap.add_argument("--report", type=Path, nargs="*", default=None, help="only print the tables of saved runs")
+    args = ap.parse_args()
+    if args.report:
+        saved = [json.loads(p.read_text()) for p in args.report]
+        report([r for s in saved for r in s["rows"]], [c for s in saved for c in s["costs"]])
+        return
+    torch.set_num_threads(1)
+    rows, costs = [], []
+    if args.only in (None, "digits"):
+        for seed in range(args.seeds):
+            r, c = run_digits(seed, args.fine_tune, args.batch_size, args.repeats, args.timing_only)
+            rows += r
+            costs.append(c)
+            print("digits seed", seed, "done", flush=True)
+    if args.only in (None, "mnist"):
+        data = load_mnist()
+        for seed in range(args.seeds):
+            r, c = run_mnist(seed, args.fine_tune, args.batch_size, args.repeats, args.train_epochs, data,
+                             args.timing_only)
+            rows += r
+            costs.append(c)
+            print("mnist seed", seed, "done", flush=True)
+    args.out.write_text(json.dumps({"rows": rows, "costs": costs}, default=float, indent=1))
+    report(rows, costs)
+
+
+if __name__ == "__main__":
+    main()

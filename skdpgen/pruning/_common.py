@@ -1,0 +1,202 @@
+"""Pieces shared by the pruner and the feature selector: targets, losses, training loops, budget."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+from torch.nn import functional as F
+
+from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
+from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gaussian_mechanism, gdp_mu
+
+# share of the budget spent on a DP estimate of the row count (it sets the sampling rate and the
+# 1/N weight of the KL term, both released)
+COUNT_SHARE = 0.01
+
+TASKS = ("multiclass", "binary", "multilabel", "regression")
+
+
+def per_example_nll(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Negative log-likelihood of each row (shape (B,)) for the output ``out`` of a network."""
+    if task == "multiclass":
+        return F.cross_entropy(out, y, reduction="none")
+    if task in ("binary", "multilabel"):
+        return F.binary_cross_entropy_with_logits(out, y, reduction="none").sum(1)
+    return 0.5 * (out - y).pow(2).reshape(out.shape[0], -1).sum(1)
+
+
+def is_fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except Exception:  # NotFittedError, or a TypeError for a non-estimator
+        return False
+    return True
+
+
+def clone_keeping_fitted(self):
+    """``__sklearn_clone__`` of a meta-estimator whose ``estimator`` may be a fitted network.
+
+    A fitted ``estimator`` (or a torch module) is deep-copied instead of being reset, so that
+    ``GridSearchCV`` prunes/explains the SAME trained network in every fold (as with
+    ``SelectFromModel(prefit=True)``); an unfitted one is cloned as usual.
+    """
+    from sklearn.base import _clone_parametrized
+
+    est = self.estimator
+    new = _clone_parametrized(self)
+    if isinstance(est, nn.Module) or (est is not None and is_fitted(est)):
+        new.estimator = copy.deepcopy(est)
+    return new
+
+
+def iterate_minibatches(n: int, batch_size: int, epochs: float, generator: torch.Generator, device):
+    """Shuffled minibatch indices for ``epochs`` passes (a fractional last pass is cut short)."""
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    total = max(1, round(epochs * steps_per_epoch))
+    done = 0
+    while done < total:
+        perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
+        for start in range(0, n, batch_size):
+            if done >= total:
+                return
+            yield perm[start:start + batch_size]
+            done += 1
+
+
+def train_plain(model: nn.Module, per_example_loss: Callable, data: tuple[torch.Tensor, ...], *, epochs: float,
+                batch_size: int, lr: float, generator: torch.Generator, weight_decay: float = 0.0,
+                params=None) -> int:
+    """Non-private minibatch Adam on the mean of ``per_example_loss``; returns the number of steps."""
+    params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    n = int(data[0].shape[0])
+    steps = 0
+    for idx in iterate_minibatches(n, batch_size, epochs, generator, data[0].device):
+        opt.zero_grad(set_to_none=True)
+        per_example_loss(model, tuple(t[idx] for t in data)).mean().backward()
+        opt.step()
+        steps += 1
+    return steps
+
+
+@dataclass
+class BudgetPlan:
+    """How ``(epsilon, delta)`` is split: the row count, then the DP-SGD runs (basic composition)."""
+
+    count_epsilon: float
+    count_delta: float
+    run_epsilon: list[float]
+    run_delta: list[float]
+
+
+def plan_budget(epsilon: float, delta: float, shares: list[float]) -> BudgetPlan:
+    eps_rest, delta_rest = epsilon * (1 - COUNT_SHARE), delta * (1 - COUNT_SHARE)
+    return BudgetPlan(epsilon * COUNT_SHARE, delta * COUNT_SHARE, [eps_rest * s for s in shares],
+                      [delta_rest * s for s in shares])
+
+
+def private_count(n: int, epsilon: float, delta: float, seed: int, floor: float, name: str,
+                  owner: str) -> tuple[PrivacyRelease, float]:
+    """Gaussian release of the row count (sensitivity 1 under add/remove one row), floored at ``floor``."""
+    mu = gdp_mu(epsilon, delta)
+    noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
+    noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, np.random.default_rng(seed))[0])
+    release = PrivacyRelease.gaussian(name, mu=mu, delta=delta, sensitivity=1.0, noise_std=noise_std, owner=owner)
+    return release, max(float(floor), noisy, 1.0)
+
+
+def dp_config(epsilon: float, delta: float, *, epochs: float, batch_size: int, n_hat: float, max_grad_norm: float,
+              accountant: str, lr: float, verbose: int, weight_decay: float = 0.0) -> DPSGDConfig:
+    return DPSGDConfig(epsilon=epsilon, delta=delta, epochs=float(epochs), batch_size=int(batch_size),
+                       max_grad_norm=None if math.isinf(epsilon) else float(max_grad_norm), accountant=accountant,
+                       lr=float(lr), weight_decay=weight_decay, verbose=verbose,
+                       sample_rate=min(1.0, int(batch_size) / n_hat))
+
+
+def run_dpsgd(model, loss, data, config: DPSGDConfig, *, generator, owner: str, name: str,
+              releases: list[PrivacyRelease], ledger: PrivacyLedger | None) -> DPSGDResult:
+    """:func:`train_dpsgd` with the fit's releases committed to ``ledger`` even when it fails."""
+    try:
+        result = train_dpsgd(model, loss, data, config, generator=generator, ledger=None, owner=owner, name=name)
+    except BaseException:
+        planned = PrivacyRelease(name=name, mechanism="subsampled_gaussian", epsilon=config.epsilon,
+                                 delta=config.delta, owner=owner)
+        if ledger is not None:
+            ledger.record(*releases, planned)
+        raise
+    releases.append(result.release)
+    return result
+
+
+def make_report(releases: list[PrivacyRelease], epsilon: float, delta: float, note: str) -> dict:
+    own = PrivacyLedger()
+    own.record(*releases)
+    eps, dlt = own.spent()
+    return {
+        "epsilon": eps,
+        "delta": dlt,
+        "target_epsilon": float(epsilon),
+        "target_delta": float(delta),
+        "neighbouring": ADD_REMOVE,
+        "accounting": "row count: Gaussian DP; DP-SGD: Opacus accountant (Poisson-subsampled Gaussian); "
+                      "composed by the ledger",
+        "scope": note,
+        "releases": [r.to_dict() for r in releases],
+    }
+
+
+def torch_outputs(net: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """``net(X)`` in eval mode, in batches, without gradients."""
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([net(X[i:i + batch_size]) for i in range(0, max(len(X), 1), batch_size)])
+    finally:
+        net.train(was)
+
+
+def torch_targets(net: nn.Module, X_arr: np.ndarray, y_arr: np.ndarray, device, loss: str):
+    """``(task, target tensor, classes or None)`` of a torch network; ``loss``: auto, classification, regression.
+
+    ``"auto"``: classification when the network has 2 or more outputs and ``y`` holds integers in
+    ``[0, n_outputs)``; the classes are then ``0..n_outputs-1`` (public: the network's outputs).
+    """
+    with torch.no_grad():
+        was = net.training
+        net.eval()
+        out = net(torch.as_tensor(np.ascontiguousarray(X_arr[:1]), dtype=torch.float32, device=device))
+        net.train(was)
+    n_out = int(out.reshape(1, -1).shape[1])
+    y_arr = np.asarray(y_arr)
+    integral = y_arr.ndim == 1 and bool(np.all(np.isfinite(y_arr))) and bool(np.all(np.mod(y_arr, 1) == 0))
+    in_range = integral and y_arr.min() >= 0 and y_arr.max() < n_out
+    if loss == "classification" or (loss == "auto" and n_out >= 2 and in_range):
+        if not in_range:
+            raise ValueError(f"a torch classifier needs integer labels in [0, {n_out}), got {np.unique(y_arr)[:10]}")
+        return "multiclass", torch.as_tensor(y_arr.astype(np.int64), device=device), np.arange(n_out)
+    Y = y_arr.reshape(len(y_arr), -1).astype(np.float32)
+    if Y.shape[1] != n_out:
+        raise ValueError(f"y has {Y.shape[1]} outputs but the network has {n_out}")
+    return "regression", torch.as_tensor(Y, device=device), None
+
+
+def mlp_targets(mlp, y, device) -> tuple[str, torch.Tensor]:
+    """``(task, target tensor)`` of a fitted scikit-learn MLP for labels/targets ``y``."""
+    from sklearn.neural_network import MLPClassifier
+
+    if isinstance(mlp, MLPClassifier):
+        Y = mlp._label_binarizer.transform(y)
+        if mlp.out_activation_ == "softmax":
+            return "multiclass", torch.as_tensor(np.argmax(Y, axis=1), device=device)
+        task = "binary" if Y.shape[1] == 1 else "multilabel"
+        return task, torch.as_tensor(Y.astype(np.float32), device=device)
+    Y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+    return "regression", torch.as_tensor(Y, device=device)

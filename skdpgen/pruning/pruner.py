@@ -1,0 +1,605 @@
+"""DirichletPruner: structured pruning of a trained network with one Dirichlet per layer."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
+from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
+from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
+from . import _common as C
+from .dirichlet import DirichletGate, dirichlet_kl_torch, kl_rows, sample_dirichlet, sample_dirichlet_shared
+from .networks import (
+    analyse_network,
+    count_parameters,
+    gated_forward,
+    is_sklearn_mlp,
+    magnitude_importances,
+    mlp_to_torch,
+    prune_network,
+    torch_to_mlp,
+)
+
+__all__ = ["DirichletPruner", "select_units"]
+
+
+def select_units(importances: list[np.ndarray], compression, scope: str = "layer",
+                 min_units: int = 1) -> list[np.ndarray]:
+    r"""Indices of the units to KEEP in each layer, given per-layer importances.
+
+    Parameters
+    ----------
+    importances : list of ndarray
+        One importance vector per layer (larger is more important).
+    compression : float or sequence of float
+        Fraction of units to remove: one rate for every layer (``scope="layer"``), one rate per
+        layer (a sequence), or a fraction of all units (``scope="global"``).
+    scope : {"layer", "global"}
+        ``"global"`` ranks all units together by :math:`K_l\,\pi_{l,k}` (importance relative to a
+        uniform share; 1 is average), so layers with many unimportant units lose more.
+    min_units : int
+        Units kept in every layer at least.
+    """
+    sizes = [len(v) for v in importances]
+    if np.ndim(compression) == 0:
+        rates = [float(compression)] * len(sizes)
+    else:
+        rates = [float(c) for c in compression]
+        if len(rates) != len(sizes):
+            raise ValueError(f"compression gives {len(rates)} rates for {len(sizes)} prunable layers")
+        scope = "layer"
+    if any(not 0 <= r < 1 for r in rates):
+        raise ValueError(f"compression rates must be in [0, 1), got {rates}")
+    order = [np.argsort(-np.asarray(v, dtype=np.float64), kind="stable") for v in importances]
+    if scope == "layer":
+        keep = [max(min(min_units, k), k - int(math.floor(r * k + 0.5))) for r, k in zip(rates, sizes, strict=True)]
+    else:
+        total_remove = int(math.floor(rates[0] * sum(sizes) + 0.5))
+        score = np.concatenate([np.asarray(v, dtype=np.float64) * len(v) for v in importances])
+        layer_of = np.concatenate([np.full(k, i) for i, k in enumerate(sizes)])
+        keep = list(sizes)
+        for j in np.argsort(score, kind="stable"):
+            if total_remove == 0:
+                break
+            li = layer_of[j]
+            if keep[li] > min(min_units, sizes[li]):
+                keep[li] -= 1
+                total_remove -= 1
+    return [np.sort(o[:k]) for o, k in zip(order, keep, strict=True)]
+
+
+def gates_loss(gates: nn.ModuleList, net: nn.Sequential, plan, batch, task: str, generator: torch.Generator,
+               n_distinct: int, prior: float, kl_scale: float, per_row: bool) -> torch.Tensor:
+    r"""Per-row loss :math:`-\log p(y_i \mid x_i, s) + \text{kl\_scale} \sum_l \mathrm{KL}_l` of the gated network.
+
+    ``per_row=True`` calls each gate once per row (what DP-SGD needs: every row's loss depends on
+    the parameters through its own calls); ``per_row=False`` calls it once for the batch.  Both
+    draw the same Gamma variates from ``generator`` and give the same values and gradients.
+    """
+    xb, yb = batch
+    b = xb.shape[0]
+    n = max(1, min(int(n_distinct), b))
+    idx = torch.arange(b, device=xb.device) % n
+    scales, kl = [], 0.0
+    for gate in gates:
+        if per_row:
+            alpha = gate(b)
+            scales.append(sample_dirichlet_shared(alpha, generator, n) * gate.n_units)
+            kl = kl + kl_rows(alpha, prior)
+        else:
+            alpha = gate(1)
+            scales.append((sample_dirichlet(alpha.expand(n, -1), generator) * gate.n_units)[idx])
+            kl = kl + dirichlet_kl_torch(alpha, torch.full_like(alpha, prior))
+    nll = C.per_example_nll(gated_forward(net, plan, xb, scales), yb, task)
+    return nll + kl_scale * kl
+
+
+def _has_predict_proba(self) -> bool:
+    est = getattr(self, "pruned_estimator_", self.estimator)
+    if isinstance(est, nn.Module):
+        return getattr(self, "task_", "multiclass") == "multiclass"
+    return hasattr(est, "predict_proba")
+
+
+class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
+    r"""Structured pruning with Dirichlet importances (Dirichlet Pruning, Adamczewski & Park 2021).
+
+    The network is frozen.  Each prunable layer :math:`l` with :math:`K_l` units (neurons or
+    channels) gets a variational Dirichlet :math:`q(s_l) = \mathrm{Dir}(\alpha_l)`; its units are
+    multiplied by :math:`K_l s_l` (mean 1).  The concentrations are learned by maximising
+
+    .. math::
+
+        \sum_i \mathbb{E}_{q}[\log p(y_i \mid x_i, s)] - \sum_l \mathrm{KL}(\mathrm{Dir}(\alpha_l)\,\|\,
+        \mathrm{Dir}(\alpha_0 \mathbf{1})),
+
+    with reparameterised samples (Gamma variates from a local generator, see
+    :mod:`skdpgen.pruning.dirichlet`), for about one epoch.  The posterior mean
+    :math:`\pi_{l,k} = \alpha_{l,k} / \sum_j \alpha_{l,j}` ranks the units (``importances_``); the
+    least important are removed to the target ``compression`` and a genuinely smaller network is
+    built (smaller weight matrices; batch-norm entries and the next layer's inputs removed too,
+    including across a ``Flatten``); it is optionally fine-tuned.
+
+    Supported networks (``estimator``): a scikit-learn
+    :class:`~sklearn.neural_network.MLPClassifier` or :class:`~sklearn.neural_network.MLPRegressor`
+    (its hidden layers are pruned; ``pruned_estimator_`` is a fitted estimator of the same class
+    with smaller ``coefs_`` and updated ``hidden_layer_sizes``), or a torch
+    :class:`~torch.nn.Sequential` of ``Linear``/``Conv2d`` layers with ``BatchNorm``, element-wise
+    activations, pooling, dropout and one ``Flatten`` (``pruned_estimator_`` is a smaller
+    ``Sequential``, in eval mode).  The last weight layer (the outputs) is never pruned.
+
+    An unfitted scikit-learn ``estimator`` is first fitted (a clone) on ``X, y`` (not allowed
+    with ``epsilon``).  :func:`~sklearn.base.clone` of the pruner deep-copies a fitted
+    ``estimator`` or a torch module instead of resetting it, so ``GridSearchCV`` prunes the same
+    trained network in every fold (like ``SelectFromModel(prefit=True)``; the network may have
+    seen the validation folds).
+
+    **Delegation.** ``predict``, ``predict_proba`` and ``score`` use ``pruned_estimator_`` (for a
+    torch network: arg-max class / softmax / accuracy for classification, outputs / R^2 for
+    regression).  There is no ``transform``: pruning maps a model to a model; take it from
+    ``pruned_estimator_``.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor or torch.nn.Sequential
+        The network to prune (copied, never modified).
+    compression : float or sequence of float, default=0.5
+        Fraction of the units to remove, in [0, 1): one rate for each layer, one rate per
+        prunable layer (a sequence), or, with ``scope="global"``, a fraction of all units.
+    criterion : {"dirichlet", "l1", "random"}, default="dirichlet"
+        How units are ranked: the Dirichlet posterior means (the method), or, as baselines run
+        through the same removal and fine-tuning code, the L1 norm of each unit's incoming weights
+        (structured magnitude pruning, Li et al. 2017) or a random ranking.  The baselines learn
+        nothing from the rows (no Dirichlet fit, no privacy cost before fine-tuning).
+    scope : {"layer", "global"}, default="layer"
+        Per-layer rates, or one global ranking by :math:`K_l \pi_{l,k}` (see :func:`select_units`).
+    min_units : int, default=1
+        Units every layer keeps at least.
+    loss : {"auto", "classification", "regression"}, default="auto"
+        For torch networks only: cross-entropy on integer labels ``0..C-1`` (outputs are logits),
+        or squared error.  ``"auto"``: classification when the network has 2 or more outputs and
+        ``y`` holds integers in ``[0, C)``.  Scikit-learn MLPs use their own loss.
+    prior_concentration : float, default=0.5
+        :math:`\alpha_0` of the symmetric Dirichlet prior (below 1 favours sparse importances).
+    init_concentration : float, default=3.0
+        Initial :math:`\alpha_{l,k}` (the multiplicative noise of a unit has std about
+        :math:`1/\sqrt{\alpha}` at the start).  Measured on the digits MLP: small values
+        (:math:`\le 1`) rank the units almost inversely to their removal cost (the :math:`K s`
+        rescaling then amplifies a few units many-fold); large values (10 or more) barely move
+        within one epoch.
+    kl_weight : float, default=1.0
+        Weight of the KL term (1 is the evidence lower bound).
+    samples_per_batch : int, default=4
+        Distinct Dirichlet samples drawn per minibatch, shared by its rows (row :math:`i` uses
+        sample :math:`i \bmod n`; see :func:`~skdpgen.pruning.dirichlet.sample_dirichlet_shared`).
+        Independent samples per row would cost :math:`B \sum_l K_l` Gamma variates per step, as
+        much as the network itself for small MLPs.
+    epochs : float, default=1.0
+        Passes over the data for the Dirichlet parameters (the paper: about one epoch).
+    batch_size : int, default=16
+        Minibatch size (expected Poisson batch size with ``epsilon``), also for fine-tuning.  Small
+        batches give more steps in one epoch of a small data set.
+    learning_rate : float, default=0.5
+        Adam learning rate of the Dirichlet parameters.
+    fine_tune_epochs : float, default=0
+        Epochs of fine-tuning of the pruned network (Adam, all its weights; 0: none).
+    fine_tune_lr : float or None, default=None
+        Learning rate of fine-tuning; ``None``: the MLP's ``learning_rate_init``, or 1e-3.
+    epsilon : float or None, default=None
+        ``None``: no privacy.  A float: the Dirichlet parameters (and fine-tuning, when asked) are
+        trained with DP-SGD (:func:`skdpgen.dpsgd.train_dpsgd`) for a total
+        :math:`(\varepsilon, \delta)`; see Notes for exactly what is private.
+    delta : float, default=1e-5
+    max_grad_norm : float, default=1.0
+        Per-example clipping threshold of DP-SGD.
+    accountant : {"prv", "rdp"}, default="prv"
+    ledger : PrivacyLedger or None
+        Records the releases of every fit (also those of clones in a search).
+    random_state : int, RandomState or None
+        Seeds the Dirichlet samples, minibatches, DP noise and fine-tuning (torch's global RNG is
+        never used).
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+    verbose : int, default=0
+    n_threads : int or None, default=1
+        Torch CPU threads while fitting (see :func:`skdpgen._torch.torch_threads`).
+
+    Attributes
+    ----------
+    estimator_ : estimator or nn.Sequential
+        The (copied or fitted) network that was pruned.
+    pruned_estimator_ : same type as ``estimator``
+        The smaller fitted network.
+    importances_ : list of ndarray
+        Per prunable layer, the posterior mean Dirichlet importances :math:`\pi_{l}` (sum to 1;
+        for the baselines, the normalised L1 norms or random scores).
+    concentrations_ : list of ndarray
+        Per prunable layer, the learned :math:`\alpha_l` (``criterion="dirichlet"`` only).
+    kept_units_ : list of ndarray
+        Indices (in the original layer) of the units kept.
+    n_units_ : list of int
+        Units of each prunable layer before pruning.
+    n_units_pruned_ : list of int
+        ...and after.
+    compression_ : float
+        Fraction of the prunable units actually removed.
+    n_params_, n_params_pruned_ : int
+        Parameters of the network before and after pruning.
+    fit_times_ : dict
+        Seconds spent: ``"dirichlet"`` (learning the gates) and ``"fine_tune"``.
+    task_ : str
+        ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
+    n_samples_estimate_ : float
+        With ``epsilon``: the DP row count used for the sampling rate and the KL weight.
+    privacy_report_ : dict
+        With ``epsilon``: spent epsilon/delta, the neighbouring relation, the releases.
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Privacy** (with ``epsilon``; neighbouring relation: add/remove one row of ``X, y``).  1% of
+    the budget estimates the row count with the Gaussian mechanism (it sets the DP-SGD sampling
+    rate and the :math:`1/\hat N` weight of the KL term).  The Dirichlet parameters are trained
+    with DP-SGD for the rest (half of it when DP fine-tuning runs, the other half for
+    fine-tuning).  The unit ranking, the removal and the pruned architecture are post-processing
+    of the private concentrations.  NOT covered: the weights of the given network, which the user
+    trained (if they were trained on the same private rows, the pruned network is not private;
+    an unfitted ``estimator`` is therefore refused with ``epsilon``).  Fine-tuning on the private
+    rows runs with DP-SGD too, which needs every trainable layer to be ``nn.Linear`` and no
+    batch-norm: networks with ``Conv2d``/``BatchNorm`` raise with ``epsilon`` and
+    ``fine_tune_epochs > 0`` (fine-tune them yourself on public data).  With DP fine-tuning of a
+    scikit-learn MLP its L2 penalty becomes the optimiser's weight decay ``alpha / batch_size``.
+
+    **Cost.** One epoch of the Dirichlet fit is one forward and backward pass of the frozen
+    network per batch (no weight gradients) plus Gamma sampling of :math:`B \times \sum_l K_l`
+    variates; ``benchmarks/bench_pruning_compression.py`` compares it with an epoch of training.
+
+    References
+    ----------
+    Adamczewski, K. and Park, M. "Dirichlet Pruning for Neural Network Compression." AISTATS 2021.
+    Li, H., Kadav, A., Durdanovic, I., Samet, H. and Graf, H. P. "Pruning Filters for Efficient
+    ConvNets." ICLR 2017 (the L1-norm baseline, :func:`skdpgen.pruning.magnitude_importances`).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from skdpgen import DirichletPruner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16
+    >>> mlp = MLPClassifier((64, 32), max_iter=60, random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> pruner = DirichletPruner(mlp, compression=0.5, random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> pruner.pruned_estimator_.hidden_layer_sizes  # doctest: +SKIP
+    (32, 16)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": "no_validation",
+        "compression": [Interval(Real, 0, 1, closed="left"), list, tuple, np.ndarray],
+        "criterion": [StrOptions({"dirichlet", "l1", "random"})],
+        "scope": [StrOptions({"layer", "global"})],
+        "min_units": [Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions({"auto", "classification", "regression"})],
+        "prior_concentration": [Interval(Real, 0, None, closed="neither")],
+        "init_concentration": [Interval(Real, 0, None, closed="neither")],
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "samples_per_batch": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "fine_tune_epochs": [Interval(Real, 0, None, closed="left")],
+        "fine_tune_lr": [None, Interval(Real, 0, None, closed="neither")],
+        "epsilon": [None, Interval(Real, 0, math.inf, closed="right")],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
+        "accountant": [StrOptions({"prv", "rdp"})],
+        "ledger": [None, PrivacyLedger],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "verbose": ["verbose"],
+        "n_threads": [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")],
+    }
+
+    neighbouring = ADD_REMOVE
+
+    def __init__(self, estimator, compression=0.5, *, criterion="dirichlet", scope="layer", min_units=1, loss="auto",
+                 prior_concentration=0.5, init_concentration=3.0, kl_weight=1.0, samples_per_batch=4, epochs=1.0,
+                 batch_size=16, learning_rate=0.5, fine_tune_epochs=0, fine_tune_lr=None, epsilon=None, delta=1e-5,
+                 max_grad_norm=1.0, accountant="prv", ledger=None, random_state=None, device="auto", verbose=0,
+                 n_threads=1):
+        self.estimator = estimator
+        self.compression = compression
+        self.criterion = criterion
+        self.scope = scope
+        self.min_units = min_units
+        self.loss = loss
+        self.prior_concentration = prior_concentration
+        self.init_concentration = init_concentration
+        self.kl_weight = kl_weight
+        self.samples_per_batch = samples_per_batch
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.accountant = accountant
+        self.ledger = ledger
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.n_threads = n_threads
+
+    __sklearn_clone__ = C.clone_keeping_fitted
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        est = self.estimator
+        if isinstance(est, nn.Module):
+            kind = {"classification": "classifier", "regression": "regressor"}.get(self.loss)
+        else:
+            try:
+                kind = est.__sklearn_tags__().estimator_type
+            except AttributeError:
+                kind = None
+        tags.estimator_type = kind
+        if kind == "classifier":
+            from sklearn.utils import ClassifierTags
+
+            tags.classifier_tags = ClassifierTags()
+        elif kind == "regressor":
+            from sklearn.utils import RegressorTags
+
+            tags.regressor_tags = RegressorTags()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+    @with_torch_threads
+    def fit(self, X, y):
+        """Learn the Dirichlet importances, prune, optionally fine-tune; returns self.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Inputs of the network (images for a convolutional torch network).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets (labels for a classifier; integer class indices for a torch classifier).
+
+        Raises
+        ------
+        PrivacyBudgetExceeded
+            When ``ledger`` cannot afford the fit (checked before any training).
+        """
+        self._validate_params()
+        seeds = derive_seeds(self.random_state, 6)
+        device = resolve_device(self.device)
+        private = self.epsilon is not None
+        owner = f"{type(self).__name__}#{id(self):x}"
+        est = self.estimator
+        if is_sklearn_mlp(est):
+            if not C.is_fitted(est):
+                if private:
+                    raise ValueError("epsilon is set but the estimator is not fitted: training it on the private "
+                                     "rows would not be private; pass a network trained on public data")
+                est = clone(est).fit(X, y)
+            else:
+                est = copy.deepcopy(est)
+            X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, dtype=(np.float64, np.float32))
+            net = mlp_to_torch(est, device=device)
+            task, Yt = C.mlp_targets(est, y_arr, device)
+        elif isinstance(est, nn.Module):
+            est = copy.deepcopy(est)
+            X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, allow_nd=True,
+                                         dtype=(np.float32, np.float64), y_numeric=True)
+            net = est.to(device)
+            task, Yt = self._torch_targets(net, X_arr, y_arr, device)
+        else:
+            raise TypeError("estimator must be an MLPClassifier, an MLPRegressor or a torch.nn.Sequential, got "
+                            f"{type(est).__name__}")
+        self.estimator_ = est
+        self.task_ = task
+        Xt = torch.as_tensor(np.ascontiguousarray(X_arr), dtype=torch.float32, device=device)
+        net = net.float()
+        requires = [p.requires_grad for p in net.parameters()]
+        net.requires_grad_(False)
+        net.eval()
+        plan = analyse_network(net, Xt[:1])
+        n = len(Xt)
+
+        # ---- budget and releases
+        do_fine_tune = float(self.fine_tune_epochs) > 0
+        releases: list[PrivacyRelease] = []
+        n_hat = float(n)
+        if private:
+            if do_fine_tune and not all(isinstance(m, nn.Linear) or (not isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                                                     and not list(m.parameters())) for m in net):
+                raise ValueError("fine-tuning with epsilon needs DP-SGD, which supports Linear layers only (no "
+                                 "Conv2d/BatchNorm): set fine_tune_epochs=0 and fine-tune on public data")
+            runs = ([1.0] if self.criterion == "dirichlet" else []) + ([1.0] if do_fine_tune else [])
+            if not runs:
+                raise ValueError("epsilon is set but nothing is trained on the rows (criterion without a Dirichlet fit "
+                                 "and fine_tune_epochs=0); leave epsilon=None")
+            budget = C.plan_budget(float(self.epsilon), float(self.delta), [r / len(runs) for r in runs])
+            count_release, n_hat = C.private_count(n, budget.count_epsilon, budget.count_delta, seeds[2],
+                                                   floor=self.batch_size, name=f"{type(self).__name__}.row_count",
+                                                   owner=owner)
+            releases.append(count_release)
+            if self.ledger is not None:
+                planned = [PrivacyRelease(name=f"{type(self).__name__}.dpsgd[{i}]", mechanism="subsampled_gaussian",
+                                          epsilon=e, delta=d, owner=owner)
+                           for i, (e, d) in enumerate(zip(budget.run_epsilon, budget.run_delta, strict=True))]
+                self.ledger.check([count_release, *planned])
+            self.n_samples_estimate_ = n_hat
+
+        # ---- the Dirichlet gates
+        gates = nn.ModuleList([DirichletGate(layer.n_units, self.init_concentration, device=device)
+                               for layer in plan.layers])
+        prior = float(self.prior_concentration)
+        kl_scale = float(self.kl_weight) / n_hat
+        gamma_gen = torch_generator(seeds[0], device)
+
+        n_distinct = int(self.samples_per_batch)
+
+        def gate_loss(model, batch):  # DP-SGD: one gate call per row (per-example gradients)
+            return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=True)
+
+        def gate_loss_plain(model, batch):  # same values and gradients, fewer operations
+            return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=False)
+
+        t0 = time.perf_counter()
+        if self.criterion != "dirichlet":
+            pass
+        elif private:
+            cfg = C.dp_config(budget.run_epsilon[0], budget.run_delta[0], epochs=self.epochs,
+                              batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
+                              accountant=self.accountant, lr=self.learning_rate, verbose=self.verbose)
+            self.dpsgd_ = C.run_dpsgd(gates, gate_loss, (Xt, Yt), cfg, generator=torch_generator(seeds[1], device),
+                                      owner=owner, name=f"{type(self).__name__}.dirichlet", releases=releases,
+                                      ledger=self.ledger)
+        else:
+            C.train_plain(gates, gate_loss_plain, (Xt, Yt), epochs=self.epochs, batch_size=self.batch_size,
+                          lr=self.learning_rate, generator=torch_generator(seeds[1], device))
+        fit_times = {"dirichlet": time.perf_counter() - t0}
+
+        if self.criterion == "dirichlet":
+            alphas = [g.concentration().double().cpu().numpy() for g in gates]
+            self.concentrations_ = alphas
+            self.importances_ = [a / a.sum() for a in alphas]
+        elif self.criterion == "l1":
+            self.importances_ = magnitude_importances(net, plan)
+        else:
+            rng = np.random.default_rng(seeds[5])
+            self.importances_ = [v / v.sum() for v in (rng.random(k) for k in plan.n_units)]
+        self.kept_units_ = select_units(self.importances_, self.compression, self.scope, self.min_units)
+        pruned = prune_network(net, plan, self.kept_units_)
+        self.n_units_ = plan.n_units
+        self.n_units_pruned_ = [len(k) for k in self.kept_units_]
+        self.compression_ = 1.0 - sum(self.n_units_pruned_) / sum(self.n_units_)
+        self.n_params_ = count_parameters(net)
+        self.n_params_pruned_ = count_parameters(pruned)
+
+        # ---- fine-tuning
+        t0 = time.perf_counter()
+        if do_fine_tune:
+            pruned.requires_grad_(True)
+            lr = self.fine_tune_lr
+            if lr is None:
+                lr = float(getattr(est, "learning_rate_init", 1e-3))
+            l2 = float(getattr(est, "alpha", 0.0)) if is_sklearn_mlp(est) else 0.0
+
+            def ft_loss(model, batch):
+                xb, yb = batch
+                return C.per_example_nll(model(xb), yb, task)
+
+            ft_gen = torch_generator(seeds[3], device)
+            if private:
+                cfg = C.dp_config(budget.run_epsilon[-1], budget.run_delta[-1], epochs=self.fine_tune_epochs,
+                                  batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
+                                  accountant=self.accountant, lr=lr, verbose=self.verbose,
+                                  weight_decay=l2 / self.batch_size)
+                self.dpsgd_fine_tune_ = C.run_dpsgd(pruned, ft_loss, (Xt, Yt), cfg, generator=ft_gen, owner=owner,
+                                                    name=f"{type(self).__name__}.fine_tune", releases=releases,
+                                                    ledger=self.ledger)
+            else:
+                linears = [m.weight for m in pruned if isinstance(m, nn.Linear)] if l2 else []
+
+                def ft_plain(model, batch):
+                    loss = ft_loss(model, batch)
+                    if linears:  # scikit-learn's penalty: 0.5 * alpha * ||W||^2 / batch size, per row
+                        loss = loss + 0.5 * l2 * sum(w.pow(2).sum() for w in linears) / len(loss)
+                    return loss
+
+                pruned.train()
+                C.train_plain(pruned, ft_plain, (Xt, Yt), epochs=self.fine_tune_epochs, batch_size=self.batch_size,
+                              lr=lr, generator=ft_gen)
+        fit_times["fine_tune"] = time.perf_counter() - t0
+        self.fit_times_ = fit_times
+        pruned.eval()
+        if private:
+            if self.ledger is not None:
+                self.ledger.record(*releases)
+            self.privacy_report_ = C.make_report(
+                releases, self.epsilon, self.delta,
+                "DP: the Dirichlet concentrations (hence the ranking and the pruned architecture) and, when "
+                "fine-tuned, the fine-tuned weights. Not covered: the given network's weights (trained by the user).")
+        if is_sklearn_mlp(est):
+            self.pruned_estimator_ = torch_to_mlp(pruned, est)
+        else:
+            for p, r in zip(net.parameters(), requires, strict=True):
+                p.requires_grad_(r)
+            for p, r in zip(pruned.parameters(), _requires_for(net, pruned, requires), strict=True):
+                p.requires_grad_(r)
+            self.pruned_estimator_ = pruned
+        return self
+
+    def _torch_targets(self, net, X_arr, y_arr, device):
+        task, Yt, classes = C.torch_targets(net, X_arr, y_arr, device, self.loss)
+        if classes is not None:
+            self.classes_ = classes
+        return task, Yt
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "pruned_estimator_")
+
+    # ------------------------------------------------------------------ delegation
+    def _torch_predict_raw(self, X) -> torch.Tensor:
+        X_arr = validate_data(self, X, reset=False, allow_nd=True, dtype=(np.float32, np.float64))
+        net = self.pruned_estimator_
+        device = next(net.parameters()).device
+        return C.torch_outputs(net, torch.as_tensor(np.ascontiguousarray(X_arr), dtype=torch.float32, device=device))
+
+    def predict(self, X):
+        """Predictions of ``pruned_estimator_`` (class labels, or regression outputs)."""
+        check_is_fitted(self)
+        est = self.pruned_estimator_
+        if not isinstance(est, nn.Module):
+            return est.predict(X)
+        out = self._torch_predict_raw(X)
+        if self.task_ == "multiclass":
+            return out.argmax(1).cpu().numpy()
+        out = out.cpu().numpy().astype(np.float64)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    @available_if(_has_predict_proba)
+    def predict_proba(self, X):
+        """Class probabilities of ``pruned_estimator_`` (softmax of a torch network's outputs)."""
+        check_is_fitted(self)
+        est = self.pruned_estimator_
+        if not isinstance(est, nn.Module):
+            return est.predict_proba(X)
+        if self.task_ != "multiclass":
+            raise AttributeError("predict_proba is only available for a classification network")
+        return torch.softmax(self._torch_predict_raw(X), 1).cpu().numpy().astype(np.float64)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classification) or :math:`R^2` (regression) of ``pruned_estimator_``."""
+        check_is_fitted(self)
+        est = self.pruned_estimator_
+        if not isinstance(est, nn.Module):
+            return float(est.score(X, y, sample_weight=sample_weight))
+        pred = self.predict(X)
+        if self.task_ == "multiclass":
+            return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        return float(r2_score(y, pred, sample_weight=sample_weight))
+
+
+def _requires_for(net: nn.Module, pruned: nn.Module, requires: list[bool]) -> list[bool]:
+    """The original ``requires_grad`` flags, in the pruned network's parameter order (same structure)."""
+    names = [n for n, _ in net.named_parameters()]
+    flags = dict(zip(names, requires, strict=True))
+    return [flags.get(n, True) for n, _ in pruned.named_parameters()]

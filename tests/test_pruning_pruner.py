@@ -1,0 +1,208 @@
+"""DirichletPruner: MLPs and torch CNNs become smaller fitted networks; DP path; sklearn composition."""
+
+from __future__ import annotations
+
+import math
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from torch import nn
+
+from skdpgen import DirichletPruner, PrivacyLedger
+from skdpgen.exceptions import PrivacyBudgetExceeded
+from skdpgen.pruning import select_units
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600] / 16.0, y[:600]
+    return X[:450], y[:450], X[450:], y[450:]
+
+
+@pytest.fixture(scope="module")
+def mlp(digits):
+    X, y, _, _ = digits
+    return MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=150, random_state=0).fit(X, y)
+
+
+def test_mlp_classifier_is_pruned_to_a_smaller_fitted_mlp(digits, mlp):
+    X, y, Xte, yte = digits
+    before = [c.copy() for c in mlp.coefs_]
+    pruner = DirichletPruner(mlp, compression=0.5, fine_tune_epochs=3, random_state=0).fit(X, y)
+    small = pruner.pruned_estimator_
+    assert type(small) is MLPClassifier and small is not mlp
+    assert small.hidden_layer_sizes == (16, 8)
+    assert [c.shape for c in small.coefs_] == [(64, 16), (16, 8), (8, 10)]
+    assert [b.shape for b in small.intercepts_] == [(16,), (8,), (10,)]
+    np.testing.assert_array_equal(small.classes_, mlp.classes_)
+    assert all(np.array_equal(a, b) for a, b in zip(before, mlp.coefs_, strict=True))  # the input is untouched
+    assert pruner.compression_ == pytest.approx(0.5)
+    assert pruner.n_params_pruned_ < pruner.n_params_
+    assert [len(v) for v in pruner.importances_] == [32, 16]
+    assert all(v.sum() == pytest.approx(1.0) and (v > 0).all() for v in pruner.importances_)
+    assert [len(k) for k in pruner.kept_units_] == [16, 8]
+    # delegation
+    np.testing.assert_array_equal(pruner.predict(Xte), small.predict(Xte))
+    np.testing.assert_allclose(pruner.predict_proba(Xte), small.predict_proba(Xte))
+    assert pruner.score(Xte, yte) == small.score(Xte, yte)
+    assert pruner.score(Xte, yte) > 0.5  # the unpruned MLP scores about 0.83 here
+    # the pruned MLP keeps working as an sklearn estimator
+    small.partial_fit(X[:50], y[:50])
+
+
+def test_regressor_global_scope_and_rates(digits):
+    X, y, _, _ = digits
+    reg = MLPRegressor(hidden_layer_sizes=(20, 10), max_iter=100, random_state=0).fit(X, y.astype(float))
+    p = DirichletPruner(reg, compression=0.3, scope="global", random_state=0).fit(X, y.astype(float))
+    assert type(p.pruned_estimator_) is MLPRegressor
+    assert sum(p.n_units_pruned_) == 30 - 9
+    assert np.isfinite(p.score(X, y))
+    p2 = DirichletPruner(reg, compression=[0.5, 0.0], random_state=0).fit(X, y.astype(float))
+    assert p2.pruned_estimator_.hidden_layer_sizes == (10, 10)
+
+
+def test_select_units():
+    imp = [np.array([0.1, 0.4, 0.2, 0.3]), np.array([0.5, 0.5])]
+    keep = select_units(imp, 0.5)
+    assert [k.tolist() for k in keep] == [[1, 3], [0]]
+    keep = select_units(imp, 0.9, min_units=1)
+    assert [len(k) for k in keep] == [1, 1]
+    g = select_units([np.array([0.25] * 4), np.array([0.9, 0.1])], 1 / 3, scope="global")
+    assert [len(k) for k in g] == [3, 1] and g[1].tolist() == [0]  # 2 of 6 removed: the weakest of all first
+
+
+def lenet():
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(6, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return net
+
+
+def test_torch_cnn(digits):
+    X, y, Xte, yte = digits
+    imgs = X.reshape(-1, 1, 8, 8).astype(np.float32)
+    net = lenet()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    pruner = DirichletPruner(net, compression=0.5, fine_tune_epochs=2, random_state=0).fit(imgs, y)
+    small = pruner.pruned_estimator_
+    assert isinstance(small, nn.Sequential)
+    assert small[0].out_channels == 3 and small[1].num_features == 3 and small[4].in_channels == 3
+    assert small[4].out_channels == 4 and small[9].in_features == 4 and small[9].out_features == 8
+    assert small[11].in_features == 8
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())  # untouched
+    assert all(p.requires_grad for p in small.parameters())
+    pred = pruner.predict(Xte.reshape(-1, 1, 8, 8))
+    assert pred.shape == (len(Xte),) and set(pred) <= set(range(10))
+    proba = pruner.predict_proba(Xte.reshape(-1, 1, 8, 8))
+    assert np.allclose(proba.sum(1), 1.0)
+    assert 0 <= pruner.score(Xte.reshape(-1, 1, 8, 8), yte) <= 1
+    assert pruner.fit_times_["dirichlet"] > 0 and pruner.fit_times_["fine_tune"] > 0
+
+
+def test_reproducible_and_global_rng_untouched(digits, mlp):
+    X, y, _, _ = digits
+    torch.manual_seed(0)
+    np.random.seed(0)
+    t_state, n_state = torch.random.get_rng_state(), np.random.get_state()
+    a = DirichletPruner(mlp, random_state=3, fine_tune_epochs=1).fit(X, y)
+    b = DirichletPruner(mlp, random_state=3, fine_tune_epochs=1).fit(X, y)
+    assert torch.equal(torch.random.get_rng_state(), t_state)
+    assert np.array_equal(np.random.get_state()[1], n_state[1])
+    for u, v in zip(a.importances_, b.importances_, strict=True):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(a.pruned_estimator_.coefs_, b.pruned_estimator_.coefs_, strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_private_fit_records_one_account(digits, mlp):
+    X, y, _, _ = digits
+    ledger = PrivacyLedger()
+    p = DirichletPruner(mlp, epsilon=2.0, fine_tune_epochs=1, ledger=ledger, random_state=0).fit(X, y)
+    rep = p.privacy_report_
+    assert rep["neighbouring"] == "add/remove one row"
+    assert rep["epsilon"] <= 2.0 + 1e-6 and rep["delta"] <= 1e-5 * (1 + 1e-9)
+    names = [r["name"] for r in rep["releases"]]
+    assert names == ["DirichletPruner.row_count", "DirichletPruner.dirichlet", "DirichletPruner.fine_tune"]
+    assert len(ledger.entries) == 3
+    assert p.pruned_estimator_.hidden_layer_sizes == (16, 8)
+    assert p.n_samples_estimate_ >= p.batch_size  # a DP count (1% of the budget), floored at the batch size
+    # the budget is checked before any training
+    with pytest.raises(PrivacyBudgetExceeded):
+        DirichletPruner(mlp, epsilon=2.0, ledger=PrivacyLedger(max_epsilon=1.0)).fit(X, y)
+
+
+def test_private_refusals(digits, mlp):
+    X, y, _, _ = digits
+    with pytest.raises(ValueError, match="not fitted"):
+        DirichletPruner(MLPClassifier(hidden_layer_sizes=(8, 4)), epsilon=1.0).fit(X, y)
+    imgs = X.reshape(-1, 1, 8, 8).astype(np.float32)
+    with pytest.raises(ValueError, match="fine-tun"):
+        DirichletPruner(lenet(), epsilon=1.0, fine_tune_epochs=1).fit(imgs, y)
+    # the Dirichlet parameters alone can be trained privately on a CNN with batch-norm (frozen, eval mode)
+    p = DirichletPruner(lenet(), epsilon=1.0, random_state=0).fit(imgs, y)
+    assert math.isfinite(p.privacy_report_["epsilon"])
+    with pytest.raises(TypeError):
+        DirichletPruner(object()).fit(X, y)
+
+
+def test_clone_keeps_a_fitted_network_and_grid_search(digits, mlp):
+    X, y, _, _ = digits
+    pruner = DirichletPruner(mlp, random_state=0)
+    c = clone(pruner)
+    assert c.estimator is not mlp and hasattr(c.estimator, "coefs_")
+    search = GridSearchCV(pruner, {"compression": [0.25, 0.75]}, cv=2, error_score="raise").fit(X, y)
+    assert search.best_params_["compression"] in (0.25, 0.75)
+    assert search.best_estimator_.pruned_estimator_.hidden_layer_sizes in ((24, 12), (8, 4))
+    # an unfitted network is fitted first (non-private only), inside a pipeline
+    pipe = make_pipeline(MinMaxScaler(), DirichletPruner(MLPClassifier(hidden_layer_sizes=(16,), max_iter=50,
+                                                                       random_state=0), random_state=0))
+    pipe.fit(X, y)
+    assert pipe[-1].pruned_estimator_.hidden_layer_sizes == (8,)
+    assert 0 <= pipe.score(X, y) <= 1
+
+
+def test_joblib_round_trip(digits, mlp, tmp_path):
+    X, y, Xte, _ = digits
+    p = DirichletPruner(mlp, random_state=0).fit(X, y)
+    joblib.dump(p, tmp_path / "p.joblib")
+    back = joblib.load(tmp_path / "p.joblib")
+    np.testing.assert_array_equal(back.predict(Xte), p.predict(Xte))
+
+
+def test_per_row_and_batched_gate_losses_agree(mlp, digits):
+    # the DP-SGD loss (one gate call per row) and the non-private one (one call per batch) must
+    # give the same values and parameter gradients for the same Gamma draws
+    from skdpgen.pruning import analyse_network, mlp_to_torch
+    from skdpgen.pruning.dirichlet import DirichletGate
+    from skdpgen.pruning.pruner import gates_loss
+
+    X, y, _, _ = digits
+    net = mlp_to_torch(mlp).requires_grad_(False)
+    plan = analyse_network(net, torch.zeros(1, 64))
+    xb, yb = torch.as_tensor(X[:10], dtype=torch.float32), torch.as_tensor(y[:10])
+    grads, values = [], []
+    for per_row in (True, False):
+        gates = nn.ModuleList([DirichletGate(k, 3.0) for k in plan.n_units])
+        loss = gates_loss(gates, net, plan, (xb, yb), "multiclass", torch.Generator().manual_seed(5), 3, 0.5,
+                          0.01, per_row)
+        loss.mean().backward()
+        values.append(loss.detach())
+        grads.append([g.rho.weight.grad.clone() for g in gates])
+    assert torch.allclose(values[0], values[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
