@@ -142,4 +142,106 @@ def load_bank(test_size: float = 0.3, random_state: int = 0):
     return Xtr[cols], ytr, Xte[cols], yte, bank_schema()
 
 
-LOADERS = {"adult": load_adult, "credit_card_default": load_credit, "bank_marketing": load_bank}
+GERMAN_CATEGORIES = {  # attribute codes from german.doc
+    "checking_account_status": ["A11", "A12", "A13", "A14"],
+    "credit_history": ["A30", "A31", "A32", "A33", "A34"],
+    "purpose": ["A40", "A41", "A42", "A43", "A44", "A45", "A46", "A47", "A48", "A49", "A410"],
+    "savings_account": ["A61", "A62", "A63", "A64", "A65"],
+    "employment_since": ["A71", "A72", "A73", "A74", "A75"],
+    "personal_status_sex": ["A91", "A92", "A93", "A94", "A95"],
+    "other_debtors": ["A101", "A102", "A103"],
+    "property": ["A121", "A122", "A123", "A124"],
+    "other_installment_plans": ["A141", "A142", "A143"],
+    "housing": ["A151", "A152", "A153"],
+    "job": ["A171", "A172", "A173", "A174"],
+    "telephone": ["A191", "A192"],
+    "foreign_worker": ["A201", "A202"],
+}
+GERMAN_NUMERIC = {  # domain-knowledge ranges (months, Deutsche Mark, years, documented 1-4 codes)
+    "duration_months": [1, 120],
+    "credit_amount": [0, 100_000],
+    "installment_rate_pct": [1, 4],
+    "residence_since": [1, 4],
+    "age": [18, 100],
+    "num_existing_credits": [1, 4],
+    "num_dependents": [1, 2],
+}
+
+
+def german_schema() -> dict:
+    df_cols = ["checking_account_status", "duration_months", "credit_history", "purpose", "credit_amount",
+               "savings_account", "employment_since", "installment_rate_pct", "personal_status_sex",
+               "other_debtors", "residence_since", "property", "age", "other_installment_plans", "housing",
+               "num_existing_credits", "job", "num_dependents", "telephone", "foreign_worker"]
+    schema = {}
+    for col in df_cols:
+        if col in GERMAN_NUMERIC:
+            schema[col] = {"type": "integer", "bounds": GERMAN_NUMERIC[col]}
+        else:
+            schema[col] = {"type": "categorical", "categories": GERMAN_CATEGORIES[col]}
+    schema["credit_risk"] = {"type": "categorical", "categories": [1, 2]}
+    schema["__target__"] = "credit_risk"
+    return schema
+
+
+def load_german(test_size: float = 0.3, random_state: int = 0):
+    """German credit (1,000 rows): a fixed stratified 70/30 split; target ``credit_risk`` (1 good, 2 bad)."""
+    from sklearn.model_selection import train_test_split
+
+    df = pd.read_csv(DATA / "german_credit" / "german_credit.csv")
+    y = df.pop("credit_risk")
+    Xtr, Xte, ytr, yte = train_test_split(df, y, test_size=test_size, stratify=y, random_state=random_state)
+    return Xtr, ytr, Xte, yte, german_schema()
+
+
+CERVICAL_NUMERIC = {  # domain-knowledge ranges (ages, counts, years)
+    "Age": [10, 100],
+    "Number of sexual partners": [0, 50],
+    "First sexual intercourse": [8, 50],
+    "Num of pregnancies": [0, 20],
+    "Smokes (years)": [0, 60],
+    "Smokes (packs/year)": [0, 60],
+    "Hormonal Contraceptives (years)": [0, 40],
+    "IUD (years)": [0, 30],
+    "STDs (number)": [0, 10],
+    "STDs: Number of diagnosis": [0, 5],
+    "STDs: Time since first diagnosis": [0, 30],
+    "STDs: Time since last diagnosis": [0, 30],
+}
+CERVICAL_OTHER_TARGETS = ("Hinselmann", "Schiller", "Citology")
+
+
+def cervical_schema() -> dict:
+    """Binary flags as nullable categorical {0, 1}; counts and years as nullable continuous."""
+    cols = pd.read_csv(DATA / "cervical_cancer" / "risk_factors_cervical_cancer.csv", nrows=0).columns
+    schema = {}
+    for col in cols:
+        if col in CERVICAL_OTHER_TARGETS or col == "Biopsy":
+            continue
+        if col in CERVICAL_NUMERIC:
+            schema[col] = {"type": "continuous", "bounds": CERVICAL_NUMERIC[col], "nullable": True}
+        else:
+            schema[col] = {"type": "categorical", "categories": [0, 1], "nullable": True}
+    schema["Biopsy"] = {"type": "categorical", "categories": [0, 1]}
+    schema["__target__"] = "Biopsy"
+    return schema
+
+
+def load_cervical(test_size: float = 0.3, random_state: int = 0):
+    """Cervical cancer risk factors (858 rows), '?' read as missing; the three alternative screening
+    targets are dropped; a fixed stratified 70/30 split; target ``Biopsy``."""
+    from sklearn.model_selection import train_test_split
+
+    df = pd.read_csv(DATA / "cervical_cancer" / "risk_factors_cervical_cancer.csv", na_values="?")
+    df = df.drop(columns=list(CERVICAL_OTHER_TARGETS))
+    y = df.pop("Biopsy")
+    schema = cervical_schema()
+    for col, spec in schema.items():
+        if col in df and spec["type"] == "categorical":
+            df[col] = df[col].astype("Int64")
+    Xtr, Xte, ytr, yte = train_test_split(df, y, test_size=test_size, stratify=y, random_state=random_state)
+    return Xtr, ytr, Xte, yte, schema
+
+
+LOADERS = {"adult": load_adult, "credit_card_default": load_credit, "bank_marketing": load_bank,
+           "german_credit": load_german, "cervical_cancer": load_cervical}
