@@ -43,6 +43,7 @@ from skdpgen.pruning import mlp_to_torch
 
 RATES = (0.3, 0.5, 0.7, 0.9)
 METHODS = ("dirichlet", "l1", "random")
+PRUNER_KW: dict = {}  # extra DirichletPruner parameters of the accuracy grid (--samples-per-batch)
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_5k" / "mnist_5k.csv.gz"
 
 
@@ -64,6 +65,10 @@ def lenet5(generator: torch.Generator) -> nn.Sequential:
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()
     return net
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
 
 
 def accuracy(net: nn.Module, X: torch.Tensor, y: np.ndarray) -> float:
@@ -96,7 +101,7 @@ def run_digits(seed: int, fine_tune: float, batch_size: int, repeats: int, timin
     rows = []
     for rate in () if timing_only else RATES:
         for method in METHODS:
-            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed)
+            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed, **PRUNER_KW)
             p0 = DirichletPruner(mlp, **kw).fit(Xtr, ytr)
             p1 = DirichletPruner(mlp, fine_tune_epochs=fine_tune, **kw).fit(Xtr, ytr)
             rows.append(dict(net="digits MLP 256-128", seed=seed, rate=rate, method=method, base=base,
@@ -110,8 +115,8 @@ def run_digits(seed: int, fine_tune: float, batch_size: int, repeats: int, timin
     for r in range(repeats):
         fits.append(DirichletPruner(mlp, batch_size=batch_size, random_state=r).fit(Xtr, ytr).fit_times_["dirichlet"])
         epochs.append(epoch_time(net, Xt, Yt, task, batch_size, r))
-    return rows, dict(net="digits MLP 256-128", seed=seed, dirichlet_s=float(np.median(fits)),
-                      epoch_s=float(np.median(epochs)), n_train=len(Xtr))
+    return rows, dict(net="digits MLP 256-128", seed=seed, dirichlet_s=_median(fits),
+                      epoch_s=_median(epochs), n_train=len(Xtr))
 
 
 def load_mnist():
@@ -143,7 +148,7 @@ def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_
     rows = []
     for rate in () if timing_only else RATES:
         for method in METHODS:
-            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed)
+            kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed, **PRUNER_KW)
             p0 = DirichletPruner(net, **kw).fit(Xtr, ytr)
             p1 = DirichletPruner(net, fine_tune_epochs=fine_tune, **kw).fit(Xtr, ytr)
             rows.append(dict(net="mnist_5k LeNet-5", seed=seed, rate=rate, method=method, base=base,
@@ -154,8 +159,8 @@ def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_
     for r in range(repeats):
         fits.append(DirichletPruner(net, batch_size=batch_size, random_state=r).fit(Xtr, ytr).fit_times_["dirichlet"])
         epochs.append(epoch_time(net, Xt, Yt, "multiclass", batch_size, r))
-    return rows, dict(net="mnist_5k LeNet-5", seed=seed, dirichlet_s=float(np.median(fits)),
-                      epoch_s=float(np.median(epochs)), n_train=len(Xtr), train_s_total=train_s,
+    return rows, dict(net="mnist_5k LeNet-5", seed=seed, dirichlet_s=_median(fits),
+                      epoch_s=_median(epochs), n_train=len(Xtr), train_s_total=train_s,
                       train_epochs=train_epochs)
 
 
@@ -178,6 +183,9 @@ def report(rows: list[dict], costs: list[dict]) -> None:
             ft_drop_points=("ft_drop_points", "median"), params=("params", "median"),
             params_before=("params_before", "median"), seeds=("seed", "count")).reset_index()
         print(markdown(table))
+    costs = [c for c in costs if np.isfinite(c["dirichlet_s"])]  # --repeats 0: no timing
+    if not costs:
+        return
     cost = pd.DataFrame(costs)
     cost["ratio"] = cost["dirichlet_s"] / cost["epoch_s"]
     print()
@@ -192,6 +200,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats (medians)")
     ap.add_argument("--train-epochs", type=int, default=8, help="training epochs of the CNN")
     ap.add_argument("--only", choices=["digits", "mnist"], default=None)
+    ap.add_argument("--rates", type=float, nargs="+", default=None, help="fractions of units removed (default: all)")
+    ap.add_argument("--samples-per-batch", type=int, default=None,
+                    help="DirichletPruner(samples_per_batch=...) in the accuracy grid (default: its default)")
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (to split a run over processes)")
     ap.add_argument("--timing-only", action="store_true", help="skip the accuracy grid, measure the cost only")
     ap.add_argument("--out", type=Path, default=Path("/tmp/pruning_compression.json"))
     ap.add_argument("--report", type=Path, nargs="*", default=None, help="only print the tables of saved runs")
@@ -201,16 +213,20 @@ def main() -> None:
         report([r for s in saved for r in s["rows"]], [c for s in saved for c in s["costs"]])
         return
     torch.set_num_threads(1)
+    global RATES
+    RATES = tuple(args.rates) if args.rates else RATES
+    if args.samples_per_batch is not None:
+        PRUNER_KW["samples_per_batch"] = args.samples_per_batch
     rows, costs = [], []
     if args.only in (None, "digits"):
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             r, c = run_digits(seed, args.fine_tune, args.batch_size, args.repeats, args.timing_only)
             rows += r
             costs.append(c)
             print("digits seed", seed, "done", flush=True)
     if args.only in (None, "mnist"):
         data = load_mnist()
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             r, c = run_mnist(seed, args.fine_tune, args.batch_size, args.repeats, args.train_epochs, data,
                              args.timing_only)
             rows += r

@@ -206,3 +206,36 @@ def test_per_row_and_batched_gate_losses_agree(mlp, digits):
     assert torch.allclose(values[0], values[1], rtol=1e-5, atol=1e-6)
     for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("n_distinct", [3, 4, 16])
+def test_flat_gates_match_per_layer_gates(n_distinct):
+    # the non-private fit's fused gates (one parameter vector, one autograd node, the frozen
+    # prefix precomputed) give the same values and gradients as gates_loss for the same draws
+    from skdpgen.pruning import analyse_network
+    from skdpgen.pruning.dirichlet import DirichletGate
+    from skdpgen.pruning.pruner import FlatGates, flat_gates_loss, gates_loss
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(36, 6), nn.ReLU(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).eval()
+    net.requires_grad_(False)
+    x, y = torch.randn(10, 1, 8, 8), torch.randint(0, 3, (10,))
+    plan = analyse_network(net, x[:1])
+    gates = nn.ModuleList([DirichletGate(k, 3.0) for k in plan.n_units])
+    with torch.no_grad():
+        for g in gates:
+            g.rho.weight.add_(torch.randn_like(g.rho.weight))
+    flat = FlatGates(gates, 0.5)
+    ref = gates_loss(gates, net, plan, (x, y), "multiclass", torch.Generator().manual_seed(5), n_distinct, 0.5, 0.01,
+                     False)
+    ref.mean().backward()
+    start = plan.layers[0].gate_at
+    out = flat_gates_loss(flat, net, plan, (net[:start](x), y), "multiclass", torch.Generator().manual_seed(5),
+                          n_distinct, 0.01, start)
+    out.mean().backward()
+    assert torch.allclose(ref, out, rtol=1e-5, atol=1e-6)
+    expected = torch.cat([g.rho.weight.grad[:, 0] for g in gates])
+    assert torch.allclose(expected, flat.rho.grad, rtol=1e-4, atol=1e-8)
+    flat.write_back(gates)
+    assert torch.equal(torch.cat([g.rho.weight[:, 0] for g in gates]), flat.rho.detach())

@@ -197,17 +197,18 @@ def analyse_network(net: nn.Module, example: torch.Tensor) -> NetworkPlan:
 
 
 def gated_forward(net: nn.Sequential, plan: NetworkPlan, x: torch.Tensor,
-                  scales: list[torch.Tensor] | None) -> torch.Tensor:
+                  scales: list[torch.Tensor] | None, start: int = 0) -> torch.Tensor:
     """Forward pass with each prunable layer's units multiplied by ``scales[l]`` (shape (B, K_l)).
 
     The scale is applied where the layer's units leave their block (after batch-norm, activation
-    and pooling; before Flatten or the next weight layer).
+    and pooling; before Flatten or the next weight layer).  ``start``: ``x`` is the input of module
+    ``start`` (the output of ``net[:start]``, e.g. precomputed once for a frozen network).
     """
     at = {} if scales is None else {layer.gate_at: s for layer, s in zip(plan.layers, scales, strict=True)}
-    for i, m in enumerate(net):
+    for i, m in enumerate(list(net)[int(start):], int(start)):
         s = at.get(i)
         if s is not None:
-            x = x * (s.view(*s.shape, 1, 1) if x.dim() == 4 else s)
+            x = x * (s[:, :, None, None] if x.dim() == 4 else s)
         x = m(x)
     return x
 

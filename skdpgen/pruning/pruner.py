@@ -20,7 +20,15 @@ from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_t
 from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
 from . import _common as C
-from .dirichlet import DirichletGate, dirichlet_kl_torch, kl_rows, sample_dirichlet, sample_dirichlet_shared
+from .dirichlet import (
+    _TINY,
+    ALPHA_MIN,
+    DirichletGate,
+    dirichlet_kl_torch,
+    kl_rows,
+    sample_dirichlet,
+    sample_dirichlet_shared,
+)
 from .networks import (
     analyse_network,
     count_parameters,
@@ -32,7 +40,11 @@ from .networks import (
     torch_to_mlp,
 )
 
-__all__ = ["DirichletPruner", "select_units"]
+__all__ = ["DirichletPruner", "FlatGates", "select_units"]
+
+# largest output (elements, all rows) of the frozen layers before the first gate that the
+# non-private fit precomputes once (256 MiB of float32)
+_PREFIX_MAX_NUMEL = 2**26
 
 
 def select_units(importances: list[np.ndarray], compression, scope: str = "layer",
@@ -104,6 +116,123 @@ def gates_loss(gates: nn.ModuleList, net: nn.Sequential, plan, batch, task: str,
             kl = kl + dirichlet_kl_torch(alpha, torch.full_like(alpha, prior))
     nll = C.per_example_nll(gated_forward(net, plan, xb, scales), yb, task)
     return nll + kl_scale * kl
+
+
+class FlatGates(nn.Module):
+    r"""The gates of all prunable layers in ONE parameter vector, for the non-private fit.
+
+    Same model, samples, values and gradients as :func:`gates_loss` with ``per_row=False`` (the
+    Gamma variates are drawn in the same order from the same generator), in a few operations on
+    :math:`\sum_l K_l` entries instead of a dozen per layer: one softplus, one Gamma draw, the
+    per-layer normalisations and KL terms through a (units x layers) membership matrix, and one
+    Adam parameter.  A step of a small network is dominated by per-operation overheads, which is
+    what this saves.  :meth:`write_back` copies the learned values into the per-layer gates.
+    ``kl_value=False`` returns the KL term with its exact gradient but a value of 0 (the fit only
+    needs gradients; this saves the log-Gamma and digamma evaluations).
+    """
+
+    def __init__(self, gates: nn.ModuleList, prior: float, kl_value: bool = True):
+        super().__init__()
+        self.kl_value = bool(kl_value)
+        self.sizes = [int(g.n_units) for g in gates]
+        self.rho = nn.Parameter(torch.cat([g.rho.weight.detach()[:, 0] for g in gates]).clone())
+        dev, dt = self.rho.device, self.rho.dtype
+        sizes = torch.tensor(self.sizes, device=dev)
+        self.layer_of = torch.repeat_interleave(torch.arange(len(self.sizes), device=dev), sizes)
+        self.member = nn.functional.one_hot(self.layer_of, len(self.sizes)).to(dt)  # (S, L)
+        self.member_t = self.member.t().contiguous()
+        self.k_units = sizes.to(dt)[self.layer_of]  # K_l of each unit's layer
+        self.offsets = [0, *np.cumsum(self.sizes).tolist()]
+        self.prior = float(prior)
+        # KL terms that do not depend on alpha: -lnG(K_l a0) + K_l lnG(a0)
+        self.kl_const = float(sum(-math.lgamma(k * prior) + k * math.lgamma(prior) for k in self.sizes))
+        self._orders: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _order(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit of each Gamma draw (layer by layer, (n, K_l) row-major, as gates_loss draws them) and the
+        position of draw (row j, unit u) in that order."""
+        if n not in self._orders:
+            dev = self.rho.device
+            units, pos, start = [], torch.empty(n, self.offsets[-1], dtype=torch.long, device=dev), 0
+            for off, k in zip(self.offsets[:-1], self.sizes, strict=True):
+                units.append((off + torch.arange(k, device=dev)).repeat(n))
+                pos[:, off:off + k] = start + torch.arange(n * k, device=dev).view(n, k)
+                start += n * k
+            self._orders[n] = (torch.cat(units), pos)
+        return self._orders[n]
+
+    def forward(self, b: int, n_distinct: int, generator: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
+        r"""``(scales, kl)``: per layer the (b, K_l) scales :math:`K_l s` (row i uses sample i mod n), and
+        :math:`\sum_l \mathrm{KL}(\mathrm{Dir}(\alpha_l) \| \mathrm{Dir}(\alpha_0))`."""
+        n = max(1, min(int(n_distinct), b))
+        *scales, kl = _FlatGateFunction.apply(self.rho, self, n, b, generator)
+        return scales, kl
+
+    def write_back(self, gates: nn.ModuleList) -> None:
+        with torch.no_grad():
+            for g, a, z in zip(gates, self.offsets[:-1], self.offsets[1:], strict=True):
+                g.rho.weight[:, 0] = self.rho[a:z]
+
+
+class _FlatGateFunction(torch.autograd.Function):
+    r"""Samples, scales and KL of :class:`FlatGates` as ONE autograd node with a hand-written backward.
+
+    Forward: :math:`\alpha = \mathrm{softplus}(\rho) + \alpha_{\min}`, Gamma draws :math:`g` (n, S),
+    :math:`s_u = K_l g_u / T_l` with :math:`T_l = \sum_{v \in l} g_v`, rows expanded to b.  Backward:
+    :math:`\partial s_u / \partial g_u` through the normalisation,
+    :math:`\partial L / \partial g_u = (K_l / T_l)(\bar s_u - \sum_{v \in l} \bar s_v s_v / K_l)`, the
+    implicit reparameterisation gradient :math:`\partial g / \partial \alpha`
+    (``torch._standard_gamma_grad``), the closed-form KL gradient
+    :math:`(\alpha_u - \alpha_0)\psi'(\alpha_u) - \psi'(A_l) \sum_{v \in l}(\alpha_v - \alpha_0)`, and
+    :math:`\partial \alpha / \partial \rho = \sigma(\rho)`.  Autograd would build about 25 nodes
+    for the same computation; a step of a small network is dominated by such overheads.
+    """
+
+    @staticmethod
+    def forward(ctx, rho, flat, n, b, generator):
+        units, pos = flat._order(n)
+        alpha = nn.functional.softplus(rho) + ALPHA_MIN  # (S,)
+        g_raw = torch._standard_gamma(alpha[units], generator=generator)[pos]  # (n, S)
+        g = g_raw.clamp_min(_TINY)
+        scale = flat.k_units / ((g @ flat.member) @ flat.member_t)  # K_l / T_l of each unit's layer
+        s = g * scale
+        a0 = alpha @ flat.member  # (L,)
+        if flat.kl_value:
+            kl = (torch.lgamma(a0).sum() - torch.lgamma(alpha).sum() + flat.kl_const
+                  + ((alpha - flat.prior) * (torch.digamma(alpha) - torch.digamma(a0)[flat.layer_of])).sum())
+        else:  # the gradient only (backward below); the fit never reads the loss value
+            kl = alpha.new_zeros(())
+        ctx.save_for_backward(rho, alpha, g_raw, g, scale, s, a0)
+        ctx.flat, ctx.n, ctx.b = flat, n, b
+        # row i uses sample i mod n: whole tiles when n divides b (cheaper than a gather)
+        if b != n:
+            s = s.repeat(b // n, 1) if b % n == 0 else s[torch.arange(b, device=s.device) % n]
+        # one output per layer (slicing one output would add a backward node per layer)
+        return *s.split(flat.sizes, dim=1), kl
+
+    @staticmethod
+    def backward(ctx, *grads):
+        rho, alpha, g_raw, g, scale, s, a0 = ctx.saved_tensors
+        flat, n, b = ctx.flat, ctx.n, ctx.b
+        grad_s, grad_kl = torch.cat(grads[:-1], 1), grads[-1]
+        if b != n:
+            grad_s = (grad_s.view(b // n, n, -1).sum(0) if b % n == 0 else
+                      torch.zeros_like(s).index_add_(0, torch.arange(b, device=s.device) % n, grad_s))
+        inner = (((grad_s * s) @ flat.member) @ flat.member_t) / flat.k_units
+        grad_g = scale * (grad_s - inner) * (g_raw > _TINY)
+        grad_alpha = (grad_g * torch._standard_gamma_grad(alpha.expand(n, -1), g)).sum(0)
+        diff = alpha - flat.prior
+        kl_grad = diff * torch.polygamma(1, alpha) - (torch.polygamma(1, a0) * (diff @ flat.member))[flat.layer_of]
+        grad_alpha = grad_alpha + grad_kl * kl_grad
+        return grad_alpha * torch.sigmoid(rho), None, None, None, None
+
+
+def flat_gates_loss(flat: FlatGates, net: nn.Sequential, plan, batch, task: str, generator: torch.Generator,
+                    n_distinct: int, kl_scale: float, start: int = 0) -> torch.Tensor:
+    """:func:`gates_loss` (``per_row=False``) with :class:`FlatGates`; ``batch[0]`` is the input of ``net[start]``."""
+    xb, yb = batch
+    scales, kl = flat(xb.shape[0], n_distinct, generator)
+    return C.per_example_nll(gated_forward(net, plan, xb, scales, start), yb, task) + kl_scale * kl
 
 
 def _has_predict_proba(self) -> bool:
@@ -262,8 +391,11 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     scikit-learn MLP its L2 penalty becomes the optimiser's weight decay ``alpha / batch_size``.
 
     **Cost.** One epoch of the Dirichlet fit is one forward and backward pass of the frozen
-    network per batch (no weight gradients) plus Gamma sampling of :math:`B \times \sum_l K_l`
-    variates; ``benchmarks/bench_pruning_compression.py`` compares it with an epoch of training.
+    network per batch (no weight gradients) plus Gamma sampling of ``samples_per_batch``
+    :math:`\times \sum_l K_l` variates.  Without ``epsilon`` the frozen layers before the first
+    gate are evaluated once for all rows, and the gates are trained as one vector
+    (:class:`FlatGates`, one autograd node); ``benchmarks/bench_pruning_compression.py`` compares
+    the fit with an epoch of training.
 
     References
     ----------
@@ -458,9 +590,6 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         def gate_loss(model, batch):  # DP-SGD: one gate call per row (per-example gradients)
             return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=True)
 
-        def gate_loss_plain(model, batch):  # same values and gradients, fewer operations
-            return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=False)
-
         t0 = time.perf_counter()
         if self.criterion != "dirichlet":
             pass
@@ -472,8 +601,23 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
                                       owner=owner, name=f"{type(self).__name__}.dirichlet", releases=releases,
                                       ledger=self.ledger)
         else:
-            C.train_plain(gates, gate_loss_plain, (Xt, Yt), epochs=self.epochs, batch_size=self.batch_size,
+            # the frozen layers before the first gate are evaluated once for all rows (eval mode:
+            # the same values as per batch), unless their outputs would be large
+            start = plan.layers[0].gate_at
+            prefix = net[:start].eval()  # a new Sequential is in train mode: would set the shared modules to train
+            with torch.no_grad():
+                prefix_numel = prefix(Xt[:1]).numel() * n
+            inputs = C.torch_outputs(prefix, Xt) if 0 < start and prefix_numel <= _PREFIX_MAX_NUMEL else Xt
+            start = start if inputs is not Xt else 0
+            flat = FlatGates(gates, prior, kl_value=False)
+
+            def flat_loss(model, batch):
+                return flat_gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, kl_scale, start)
+
+            C.train_plain(flat, flat_loss, (inputs, Yt), epochs=self.epochs, batch_size=self.batch_size,
                           lr=self.learning_rate, generator=torch_generator(seeds[1], device))
+            flat.write_back(gates)
+            del inputs
         fit_times = {"dirichlet": time.perf_counter() - t0}
 
         if self.criterion == "dirichlet":
