@@ -54,40 +54,31 @@ def _is_discrete(col: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
 
-def default_classifier(X, random_state: int = 0):
-    """HistGradientBoostingClassifier with native categorical support for ``X``'s non-numeric columns."""
+def _hgb_with_categories(model_class, X, random_state: int):
+    """``model_class`` (a HistGradientBoosting estimator) with native categorical support for X's discrete columns."""
     if not isinstance(X, pd.DataFrame):
-        return HistGradientBoostingClassifier(random_state=random_state)
+        return model_class(random_state=random_state)
     cat = [c for c in X.columns if _is_discrete(X[c])]
     num = [c for c in X.columns if c not in cat]
     if not cat:
-        return HistGradientBoostingClassifier(random_state=random_state)
+        return model_class(random_state=random_state)
     prep = ColumnTransformer(
         [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                 encoded_missing_value=-1), cat),
          ("num", "passthrough", num)],
         verbose_feature_names_out=False)
     mask = [True] * len(cat) + [False] * len(num)
-    return make_pipeline(prep, HistGradientBoostingClassifier(categorical_features=mask,
-                                                              random_state=random_state))
+    return make_pipeline(prep, model_class(categorical_features=mask, random_state=random_state))
+
+
+def default_classifier(X, random_state: int = 0):
+    """HistGradientBoostingClassifier with native categorical support for ``X``'s non-numeric columns."""
+    return _hgb_with_categories(HistGradientBoostingClassifier, X, random_state)
 
 
 def default_regressor(X, random_state: int = 0):
     """HistGradientBoostingRegressor with native categorical support for ``X``'s non-numeric columns."""
-    if not isinstance(X, pd.DataFrame):
-        return HistGradientBoostingRegressor(random_state=random_state)
-    cat = [c for c in X.columns if _is_discrete(X[c])]
-    num = [c for c in X.columns if c not in cat]
-    if not cat:
-        return HistGradientBoostingRegressor(random_state=random_state)
-    prep = ColumnTransformer(
-        [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                encoded_missing_value=-1), cat),
-         ("num", "passthrough", num)],
-        verbose_feature_names_out=False)
-    mask = [True] * len(cat) + [False] * len(num)
-    return make_pipeline(prep, HistGradientBoostingRegressor(categorical_features=mask,
-                                                             random_state=random_state))
+    return _hgb_with_categories(HistGradientBoostingRegressor, X, random_state)
 
 
 def _linear_prep(X):
