@@ -139,3 +139,19 @@ def test_online_mode_runs_and_accounts():
     assert [r["mechanism"] for r in rel] == ["subsampled_gaussian"]
     assert rel[0]["sensitivity"] == pytest.approx(np.sqrt(2**2 / 16 + 2 / 4))
     assert priv.privacy_report_["epsilon"] <= 1.0 + 1e-9
+
+
+def test_reading_the_labels_from_y_warns_when_private():
+    import warnings
+
+    from skdpgen import DPBayesianLogisticRegression, PrivacyLeakWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) / 4
+    y = np.where(X[:, 0] > 0, "a", "b")
+    with pytest.warns(PrivacyLeakWarning, match="classes"):
+        DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyLeakWarning)
+        DPBayesianLogisticRegression(epsilon=1.0, classes=["a", "b"], random_state=0).fit(X, y)
+        DPBayesianLogisticRegression(epsilon=float("inf"), random_state=0).fit(X, y)

@@ -24,6 +24,7 @@ norm, half the entries); the noisy precision is projected back onto
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -35,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._torch import derive_seeds
 from ..base import check_n_samples
+from ..exceptions import PrivacyLeakWarning
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
 
 __all__ = ["LogisticModel", "DPBayesianLogisticRegression", "clip_rows"]
@@ -201,8 +203,9 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     compose exactly in Gaussian DP.  Online: Poisson minibatches, both released every step,
     subsampled-Gaussian accounting.  The number of rows is not needed (full batch) or replaced
     by a DP count (online without ``sample_rate``).  **Labels**: the two label values are
-    read from ``y`` unless declared in ``classes`` (their counts are never used); declare them
-    when the label set itself is private.
+    read from ``y`` unless declared in ``classes`` (their counts are never used).  Reading them
+    releases the label values themselves, so a private fit (finite ``epsilon``) without
+    ``classes`` warns with :class:`~skdpgen.PrivacyLeakWarning`; declare them to avoid it.
 
     Parameters
     ----------
@@ -331,6 +334,10 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
         if self.classes is None and y_type not in ("binary", "unknown") and np.unique(y).size > 2:
             raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
         if self.classes is None:
+            if math.isfinite(float(self.epsilon)):
+                warnings.warn("classes=None: the label values are read from y and released in classes_ "
+                              "without privacy; declare them (classes=[...]) if they are not public",
+                              PrivacyLeakWarning, stacklevel=2)
             classes = np.unique(y)
             if classes.size < 2:
                 raise ValueError(f"{type(self).__name__} needs samples of 2 classes; y has only one class "
