@@ -338,7 +338,7 @@ def markdown_tables(records: list[dict], order: list[str] | None = None) -> str:
     for r in records:
         key = (r["epsilon"], r["dataset"], r.get("name") or r["synth"])
         groups.setdefault(key, []).append(r)
-    datasets = ["adult", "credit_card_default", "bank_marketing", "german_credit", "cervical_cancer"]
+    datasets = TABLE_DATASETS
     present = {k[2] for k in groups}
     names = [n for n in (order or ORDER) if n in present] + sorted(present - set(order or ORDER))
     lines = []
@@ -364,8 +364,45 @@ def markdown_tables(records: list[dict], order: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+TABLE_DATASETS = ["adult", "credit_card_default", "bank_marketing", "german_credit", "cervical_cancer"]
+
+
+def curve_tables(records: list[dict], metric: str = "tstr_roc_auc", fmt: str = "{:.3f}",
+                 order: list[str] | None = None) -> str:
+    """Privacy-utility summary: per data set, one row per synthesizer, one column per epsilon.
+
+    Cells are the median over the seeds that finished, with their number in brackets.
+    """
+    groups: dict = {}
+    for r in records:
+        if r.get("status") == "ok" and r["dataset"] in TABLE_DATASETS:
+            groups.setdefault((r["dataset"], r.get("name") or r["synth"]), {}).setdefault(r["epsilon"], []).append(r)
+    epsilons = sorted({e for v in groups.values() for e in v})
+    present = {k[1] for k in groups}
+    names = [n for n in (order or ORDER) if n in present] + sorted(present - set(order or ORDER))
+    head = "| data set | synthesizer | " + " | ".join(f"epsilon = {e:g}" for e in epsilons) + " |"
+    lines = [head, "|" + "---|" * (len(epsilons) + 2)]
+    for d in TABLE_DATASETS:
+        for n in names:
+            by_eps = groups.get((d, n))
+            if not by_eps:
+                continue
+            cells = []
+            for e in epsilons:
+                vals = [r.get(metric) for r in by_eps.get(e, []) if r.get(metric) is not None]
+                cells.append(f"{fmt.format(statistics.median(vals))} ({len(vals)})" if vals else "-")
+            lines.append(f"| {d} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_markdown(path: Path, header: str, records: list[dict] | None = None, order=None) -> str:
-    text = header.rstrip() + "\n\n" + markdown_tables(load_records() if records is None else records, order)
+    records = load_records() if records is None else records
+    records = [r for r in records if r.get("dataset") in TABLE_DATASETS]
+    summary = ("## Privacy-utility summary\n\nTSTR ROC-AUC, median over seeds (number of seeds that finished):\n\n"
+               + curve_tables(records, order=order)
+               + "\nMean 2-way marginal TVD (lower is better), same layout:\n\n"
+               + curve_tables(records, "tvd_2way", order=order) + "\n## All metrics, by epsilon\n\n")
+    text = header.rstrip() + "\n\n" + summary + markdown_tables(records, order)
     path.write_text(text)
     return text
 
