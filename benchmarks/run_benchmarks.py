@@ -107,6 +107,21 @@ def ours_section() -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def mnist_section() -> str:
+    """The image benchmark (``benchmarks/bench_mnist_images.py``), when its records exist."""
+    import bench_mnist_images
+
+    records = bench_mnist_images.load_records()
+    if not records:
+        return ""
+    return ("## mnist_5k: image-capable synthesizers\n\n"
+            "Command: `nice -n 5 python benchmarks/bench_mnist_images.py --epsilon 0.3 1 3 --seeds 0 1 2`, "
+            "then `--report` (protocol and the validation search that chose the settings: the script's "
+            "docstring). Only `skdpgen.DPMMD` runs on images: DPFlowSynthesizer (784 continuous columns, "
+            "no convolutional conditioner) and the smartnoise peers (marginal-based or tabular GANs) "
+            "were not run on them.\n\n" + bench_mnist_images.markdown_table(records) + "\n")
+
+
 def audit_section() -> str:
     rows = []
     for path in sorted((HERE / "_out").glob("audit_dpsgd*.json")):
@@ -173,7 +188,7 @@ def main() -> None:
                f"scikit-learn {sklearn.__version__}, torch {torch.__version__} (skdpgen env); peers: "
                "smartnoise-synth 1.0.8, opacus 0.14.0, torch 2.13.0, scikit-learn 1.7.2 (separate venv).")
         text = harness.write_markdown(args.out, HEADER.format(env=env))
-        text = text.rstrip() + "\n\n" + ours_section() + audit_section() + FOOTER
+        text = text.rstrip() + "\n\n" + mnist_section() + ours_section() + audit_section() + FOOTER
         args.out.write_text(text)
         print(text)
 
