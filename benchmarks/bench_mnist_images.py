@@ -53,13 +53,16 @@ import json
 import math
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import _cell  # noqa: E402  (median (min-max) cells, as in the tabular report)
+
 DATA = HERE.parents[1] / "shared" / "data" / "mnist_5k" / "mnist_5k.csv.gz"
 OUT = HERE / "_out" / "harness"
 IMG_OUT = HERE / "_out" / "mnist"
@@ -364,16 +367,6 @@ _METRICS = [("tstr_logreg_acc", "TSTR acc LogReg", "{:.3f}"), ("tstr_mlp_acc", "
 _CEILING = {"tstr_logreg_acc": "real_logreg_acc", "tstr_mlp_acc": "real_mlp_acc",
             "tstr_logreg_auc": "real_logreg_auc", "label_agreement": "real_logreg_acc",
             "mmd2_pixels": "real_test_mmd2_pixels", "class_mean_l1": "real_test_class_mean_l1"}
-
-
-def _cell(values, fmt: str) -> str:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(med)
-    return f"{fmt.format(med)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def load_records() -> list[dict]:
