@@ -174,6 +174,24 @@ def markdown(df: pd.DataFrame, fmt: str = "{:.4f}") -> str:
     return "\n".join(lines)
 
 
+def paired_vs_l1(df: pd.DataFrame) -> pd.DataFrame:
+    """Per network and rate: fine-tuned accuracy of each method minus L1's on the same seed, in points.
+
+    Mean, standard error over seeds and how many seeds are better / tied / worse than L1 (the
+    seed fixes the split, the network and the fine-tuning minibatches of all methods alike).
+    """
+    out = []
+    for (net, rate), grp in df.groupby(["net", "rate"], sort=False):
+        ft = grp.pivot_table(index="seed", columns="method", values="fine_tuned")
+        for method in (m for m in METHODS if m != "l1" and m in ft):
+            d = 100 * (ft[method] - ft["l1"]).dropna().to_numpy()
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            out.append(dict(net=net, rate=rate, method=method, seeds=len(d), minus_l1_mean=d.mean(), se=se,
+                            better=int((d > 1e-9).sum()), tied=int((abs(d) <= 1e-9).sum()),
+                            worse=int((d < -1e-9).sum())))
+    return pd.DataFrame(out)
+
+
 def report(rows: list[dict], costs: list[dict]) -> None:
     if rows:
         df = pd.DataFrame(rows)
@@ -183,6 +201,8 @@ def report(rows: list[dict], costs: list[dict]) -> None:
             ft_drop_points=("ft_drop_points", "median"), params=("params", "median"),
             params_before=("params_before", "median"), seeds=("seed", "count")).reset_index()
         print(markdown(table))
+        print()
+        print(markdown(paired_vs_l1(df), "{:.2f}"))
     costs = [c for c in costs if np.isfinite(c["dirichlet_s"])]  # --repeats 0: no timing
     if not costs:
         return
