@@ -146,6 +146,21 @@ def test_private_fit_records_one_account(digits, mlp):
         DirichletPruner(mlp, epsilon=2.0, ledger=PrivacyLedger(max_epsilon=1.0)).fit(X, y)
 
 
+def test_min_steps_sets_the_length_of_the_gate_fit(digits, mlp):
+    X, y, _, _ = digits
+    per_epoch = math.ceil(len(X) / 16)  # 29 steps of batch 16
+    assert DirichletPruner(mlp, min_steps=0, random_state=0).fit(X, y).n_gate_steps_ == per_epoch
+    assert DirichletPruner(mlp, epochs=2, min_steps=0, random_state=0).fit(X, y).n_gate_steps_ == 2 * per_epoch
+    assert DirichletPruner(mlp, random_state=0).fit(X, y).n_gate_steps_ == 250  # the default floor
+    assert DirichletPruner(mlp, epochs=10, random_state=0).fit(X, y).n_gate_steps_ == 10 * per_epoch
+    assert DirichletPruner(mlp, criterion="l1").fit(X, y).n_gate_steps_ == 0
+    # DP-SGD: the planned steps, hence the noise calibration and the recorded release, follow min_steps
+    p = DirichletPruner(mlp, epsilon=4.0, min_steps=120, random_state=0).fit(X, y)
+    per_epoch_dp = round(p.n_samples_estimate_ / 16)  # 1 / q with q = batch_size / (DP row count)
+    assert p.n_gate_steps_ == p.dpsgd_.steps == p.dpsgd_.release.steps == max(per_epoch_dp, 120)
+    assert p.privacy_report_["epsilon"] <= 4.0 + 1e-6
+
+
 def test_private_refusals(digits, mlp):
     X, y, _, _ = digits
     with pytest.raises(ValueError, match="not fitted"):
