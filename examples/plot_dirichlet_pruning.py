@@ -5,7 +5,8 @@ Dirichlet pruning of an MLP, and Dirichlet feature importance (Q-FIT)
 Two uses of one idea: put a Dirichlet distribution over a set of units and learn it.
 
 1. :class:`~skdpgen.DirichletPruner` freezes a trained ``MLPClassifier``, learns one Dirichlet per
-   hidden layer over its neurons (about one epoch), removes the least important half of the
+   hidden layer over its neurons (about one epoch of a large data set, and at least 250 small
+   steps on a small one), removes the least important half of the
    neurons and fine-tunes what is left: the result is a real, smaller, fitted ``MLPClassifier``.
 2. :class:`~skdpgen.DirichletFeatureSelector` learns a Dirichlet over the INPUT features: a
    probability vector of importances that finds the two features of an XOR problem (which no
