@@ -255,8 +255,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         \mathrm{Dir}(\alpha_0 \mathbf{1})),
 
     with reparameterised samples (Gamma variates from a local generator, see
-    :mod:`skdpgen.pruning.dirichlet`), for about one epoch.  The posterior mean
-    :math:`\pi_{l,k} = \alpha_{l,k} / \sum_j \alpha_{l,j}` ranks the units (``importances_``); the
+    :mod:`skdpgen.pruning.dirichlet`), for about one epoch (at least ``min_steps`` steps).  The
+    posterior mean :math:`\pi_{l,k} = \alpha_{l,k} / \sum_j \alpha_{l,j}` ranks the units (``importances_``); the
     least important are removed to the target ``compression`` and a genuinely smaller network is
     built (smaller weight matrices; batch-norm entries and the next layer's inputs removed too,
     including across a ``Flatten``); it is optionally fine-tuned.
