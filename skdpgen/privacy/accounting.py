@@ -367,9 +367,13 @@ def _rdp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta:
     return rdp_to_epsilon(subsampled_gaussian_rdp(noise_multiplier, sample_rate, steps), delta)
 
 
+@functools.lru_cache(maxsize=256)
 def _prv_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float,
                  eps_error: float) -> tuple[float, bool]:
     """Opacus's PRV upper bound; returns ``(epsilon, coarsened)``.
+
+    Cached (a pure function of its arguments): the release recorded after a DP-SGD run asks for
+    the epsilon of the noise multiplier that the calibration has just evaluated.
 
     The grid Opacus would build has ``2 L / mesh`` points (``L`` the safe domain size of Gopi et
     al., ``mesh = eps_error / sqrt(T log(12/delta_error) / 2)``).  For small noise multipliers it
