@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +39,9 @@ from sklearn.inspection import permutation_importance
 from sklearn.neural_network import MLPClassifier
 
 from skdpgen import DirichletFeatureSelector, dirichlet_kl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pruning_compression import markdown  # noqa: E402  (one Markdown table helper for the pruning benchmarks)
 
 PROBLEMS = {"xor": [0, 1], "orange_skin": [0, 1, 2, 3]}
 
@@ -95,15 +99,6 @@ def run(problem: str, seed: int, epsilon: float) -> dict:
     return out
 
 
-def markdown(df: pd.DataFrame, fmt: str = "{:.3f}") -> str:
-    def cell(v):
-        return fmt.format(v) if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def report(rows: list[dict]) -> None:
     df = pd.DataFrame(rows)
     methods = [m for m in ("qfit_own", "qfit_mlp", "permutation_mlp", "qfit_dp") if m in df]
@@ -118,7 +113,7 @@ def report(rows: list[dict]) -> None:
         if "kl_dp_vs_own" in g:
             row["KL(qfit_dp || qfit_own) (median)"] = float(g["kl_dp_vs_own"].median())
         out.append(row)
-    print(markdown(pd.DataFrame(out).T.reset_index()))
+    print(markdown(pd.DataFrame(out).T.reset_index(), "{:.3f}"))
 
 
 def main() -> None:
