@@ -38,12 +38,13 @@ from sklearn.neural_network import MLPClassifier
 from torch import nn
 
 from skdpgen import DirichletPruner
+from skdpgen.dpsgd import cosine_schedule
 from skdpgen.pruning import _common as C
 from skdpgen.pruning import mlp_to_torch
 
 RATES = (0.3, 0.5, 0.7, 0.9)
 METHODS = ("dirichlet", "l1", "random")
-PRUNER_KW: dict = {}  # extra DirichletPruner parameters of the accuracy grid (--samples-per-batch)
+PRUNER_KW: dict = {}  # extra DirichletPruner parameters of the accuracy grid (--samples-per-batch, ...)
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_5k" / "mnist_5k.csv.gz"
 
 
@@ -127,7 +128,7 @@ def load_mnist():
 
 
 def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_epochs: int, data,
-              timing_only: bool = False) -> tuple[list, dict]:
+              timing_only: bool = False, schedule: str = "constant") -> tuple[list, dict]:
     X, y = data
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=1000, random_state=seed, stratify=y)
     net = lenet5(torch.Generator().manual_seed(seed))
@@ -141,17 +142,21 @@ def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_
     net.train()
     t0 = time.perf_counter()
     C.train_plain(net, loss, (Xt, Yt), epochs=train_epochs, batch_size=batch_size, lr=2e-3,
-                  generator=torch.Generator().manual_seed(seed))
+                  generator=torch.Generator().manual_seed(seed),
+                  scheduler=None if schedule == "constant" else cosine_schedule)
     train_s = time.perf_counter() - t0
     net.eval()
     base = accuracy(net, Xv, yte)
     rows = []
+    name = "mnist_5k LeNet-5" + ("" if schedule == "constant" else f", {schedule} training")
+    if PRUNER_KW.get("fine_tune_schedule", "constant") != "constant":
+        name += f", {PRUNER_KW['fine_tune_schedule']} fine-tuning"
     for rate in () if timing_only else RATES:
         for method in METHODS:
             kw = dict(compression=rate, criterion=method, batch_size=batch_size, random_state=seed, **PRUNER_KW)
             p0 = DirichletPruner(net, **kw).fit(Xtr, ytr)
             p1 = DirichletPruner(net, fine_tune_epochs=fine_tune, **kw).fit(Xtr, ytr)
-            rows.append(dict(net="mnist_5k LeNet-5", seed=seed, rate=rate, method=method, base=base,
+            rows.append(dict(net=name, seed=seed, rate=rate, method=method, base=base,
                              pruned=p0.score(Xte, yte), fine_tuned=p1.score(Xte, yte),
                              params=p1.n_params_pruned_, params_before=p1.n_params_,
                              units=p1.n_units_pruned_))
@@ -219,10 +224,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats (medians)")
     ap.add_argument("--train-epochs", type=int, default=8, help="training epochs of the CNN")
+    ap.add_argument("--train-schedule", choices=["constant", "cosine"], default="constant",
+                    help="learning rate of the CNN's training: constant 2e-3, or a cosine from 2e-3 to 0")
     ap.add_argument("--only", choices=["digits", "mnist"], default=None)
     ap.add_argument("--rates", type=float, nargs="+", default=None, help="fractions of units removed (default: all)")
     ap.add_argument("--samples-per-batch", type=int, default=None,
                     help="DirichletPruner(samples_per_batch=...) in the accuracy grid (default: its default)")
+    ap.add_argument("--fine-tune-schedule", choices=["constant", "cosine"], default=None,
+                    help="DirichletPruner(fine_tune_schedule=...) in the accuracy grid (default: its default)")
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (to split a run over processes)")
     ap.add_argument("--timing-only", action="store_true", help="skip the accuracy grid, measure the cost only")
     ap.add_argument("--out", type=Path, default=Path("/tmp/pruning_compression.json"))
@@ -237,6 +246,8 @@ def main() -> None:
     RATES = tuple(args.rates) if args.rates else RATES
     if args.samples_per_batch is not None:
         PRUNER_KW["samples_per_batch"] = args.samples_per_batch
+    if args.fine_tune_schedule is not None:
+        PRUNER_KW["fine_tune_schedule"] = args.fine_tune_schedule
     rows, costs = [], []
     if args.only in (None, "digits"):
         for seed in range(args.seed_start, args.seed_start + args.seeds):
@@ -248,7 +259,7 @@ def main() -> None:
         data = load_mnist()
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             r, c = run_mnist(seed, args.fine_tune, args.batch_size, args.repeats, args.train_epochs, data,
-                             args.timing_only)
+                             args.timing_only, args.train_schedule)
             rows += r
             costs.append(c)
             print("mnist seed", seed, "done", flush=True)

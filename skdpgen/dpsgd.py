@@ -80,6 +80,7 @@ __all__ = [
     "DPSGDConfig",
     "DPSGDResult",
     "PerExampleClipper",
+    "cosine_schedule",
     "poisson_sample",
     "train_dpsgd",
 ]
@@ -676,6 +677,15 @@ def _thresholds(groups: list[str], max_grad_norm: float | None,
 
 # ---------------------------------------------------------------------------------------------
 # sampling and training
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, n_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    r"""Cosine annealing over a whole run (a :attr:`DPSGDConfig.scheduler` factory).
+
+    :math:`\eta_t = \tfrac{\eta}{2}(1 + \cos(\pi t / T))` for the ``T = n_steps`` planned steps,
+    ending at 0 (Loshchilov & Hutter, SGDR, ICLR 2017).  A fixed schedule: no privacy cost.
+    """
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(n_steps), 1))
 
 
 def poisson_sample(n: int, sample_rate: float, generator: torch.Generator,

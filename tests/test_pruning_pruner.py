@@ -161,6 +161,33 @@ def test_min_steps_sets_the_length_of_the_gate_fit(digits, mlp):
     assert p.privacy_report_["epsilon"] <= 4.0 + 1e-6
 
 
+def test_fine_tune_schedule_anneals_the_learning_rate_to_zero(digits, mlp, monkeypatch):
+    import skdpgen.pruning.pruner as pruner_module
+
+    X, y, _, _ = digits
+    calls, cosine = [], pruner_module.cosine_schedule
+
+    def spy(optimizer, n_steps):
+        calls.append((optimizer, n_steps))
+        return cosine(optimizer, n_steps)
+
+    monkeypatch.setattr(pruner_module, "cosine_schedule", spy)
+    DirichletPruner(mlp, fine_tune_epochs=2, min_steps=0, random_state=0).fit(X, y)
+    assert calls == []  # the default, "constant": no schedule
+    DirichletPruner(mlp, fine_tune_epochs=2, fine_tune_schedule="cosine", min_steps=0, random_state=0).fit(X, y)
+    (opt, n_steps), = calls
+    assert n_steps == 2 * math.ceil(len(X) / 16)  # the whole fine-tuning run
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed from learning_rate_init
+    assert opt.param_groups[0]["initial_lr"] == mlp.learning_rate_init
+    # DP fine-tuning gets the same (public, fixed) schedule over its planned steps
+    calls.clear()
+    p = DirichletPruner(mlp, epsilon=4.0, fine_tune_epochs=1, fine_tune_schedule="cosine", min_steps=0,
+                        random_state=0).fit(X, y)
+    (opt, n_steps), = calls
+    assert n_steps == p.dpsgd_fine_tune_.release.steps
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_private_refusals(digits, mlp):
     X, y, _, _ = digits
     with pytest.raises(ValueError, match="not fitted"):

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples
-from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
+from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
 from ..encoding import TabularEncoder, from_unit, to_unit
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
@@ -330,7 +330,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
             config = DPSGDConfig(epsilon=budget["dpsgd"][0], delta=delta_sgd, epochs=float(self.epochs),
                                  batch_size=int(self.batch_size), max_grad_norm=self._clip_norm(),
                                  clipping=self.clipping, accountant=self.accountant, lr=float(self.learning_rate),
-                                 scheduler=_cosine, verbose=self.verbose, sample_rate=q, noise_multiplier=sigma)
+                                 scheduler=cosine_schedule, verbose=self.verbose, sample_rate=q, noise_multiplier=sigma)
             result = train_dpsgd(comp, per_example_loss, rows, config, generator=gen, ledger=None, owner=owner,
                                  name=f"DPFlowSynthesizer.dpsgd[{c}]")
             steps += result.steps
@@ -595,10 +595,6 @@ class DPFlowSynthesizer(BaseSynthesizer):
             jac = np.log(2 * _HALF * d)
             total += np.where(missing, 0.0, np.where(inside, jac, -np.inf))
         return total
-
-
-def _cosine(optimizer, n_steps):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(n_steps), 1))
 
 
 def _dequantised_schema(schema: Schema) -> Schema:

@@ -56,10 +56,14 @@ def clone_keeping_fitted(self):
     return new
 
 
+def n_minibatches(n: int, batch_size: int, epochs: float) -> int:
+    """Steps of :func:`iterate_minibatches`: ``epochs`` passes of ``ceil(n / batch_size)`` batches."""
+    return max(1, round(epochs * max(1, math.ceil(n / batch_size))))
+
+
 def iterate_minibatches(n: int, batch_size: int, epochs: float, generator: torch.Generator, device):
     """Shuffled minibatch indices for ``epochs`` passes (a fractional last pass is cut short)."""
-    steps_per_epoch = max(1, math.ceil(n / batch_size))
-    total = max(1, round(epochs * steps_per_epoch))
+    total = n_minibatches(n, batch_size, epochs)
     done = 0
     while done < total:
         perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
@@ -72,16 +76,23 @@ def iterate_minibatches(n: int, batch_size: int, epochs: float, generator: torch
 
 def train_plain(model: nn.Module, per_example_loss: Callable, data: tuple[torch.Tensor, ...], *, epochs: float,
                 batch_size: int, lr: float, generator: torch.Generator, weight_decay: float = 0.0,
-                params=None) -> int:
-    """Non-private minibatch Adam on the mean of ``per_example_loss``; returns the number of steps."""
+                params=None, scheduler: Callable | None = None) -> int:
+    """Non-private minibatch Adam on the mean of ``per_example_loss``; returns the number of steps.
+
+    ``scheduler``: ``factory(optimizer, n_steps)`` as in :class:`~skdpgen.dpsgd.DPSGDConfig`,
+    stepped after every optimizer step.
+    """
     params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = int(data[0].shape[0])
+    sched = None if scheduler is None else scheduler(opt, n_minibatches(n, batch_size, epochs))
     steps = 0
     for idx in iterate_minibatches(n, batch_size, epochs, generator, data[0].device):
         opt.zero_grad(set_to_none=True)
         per_example_loss(model, tuple(t[idx] for t in data)).mean().backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         steps += 1
     return steps
 
@@ -113,10 +124,11 @@ def private_count(n: int, epsilon: float, delta: float, seed: int, floor: float,
 
 
 def dp_config(epsilon: float, delta: float, *, epochs: float, batch_size: int, n_hat: float, max_grad_norm: float,
-              accountant: str, lr: float, verbose: int, weight_decay: float = 0.0) -> DPSGDConfig:
+              accountant: str, lr: float, verbose: int, weight_decay: float = 0.0,
+              scheduler: Callable | None = None) -> DPSGDConfig:
     return DPSGDConfig(epsilon=epsilon, delta=delta, epochs=float(epochs), batch_size=int(batch_size),
                        max_grad_norm=None if math.isinf(epsilon) else float(max_grad_norm), accountant=accountant,
-                       lr=float(lr), weight_decay=weight_decay, verbose=verbose,
+                       lr=float(lr), weight_decay=weight_decay, verbose=verbose, scheduler=scheduler,
                        sample_rate=min(1.0, int(batch_size) / n_hat))
 
 
