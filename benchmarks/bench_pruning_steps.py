@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def ablation_importances(mlp, X, y) -> list[np.ndarray]:
 
 
 def run_seed(seed: int, epochs: list[float], min_steps: list[int], rates=RATES, split: str = "validation",
-             ablation: bool = True) -> list[dict]:
+             ablation: bool = True, configs: tuple[str, ...] = ()) -> list[dict]:
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
@@ -76,7 +77,9 @@ def run_seed(seed: int, epochs: list[float], min_steps: list[int], rates=RATES, 
         Xa, Xv, ya, yv = Xtr, Xte, ytr, yte
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
         mlp = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=200, random_state=seed).fit(Xa, ya)
+        sk_epoch_ms = 1000 * (time.perf_counter() - t0) / mlp.n_iter_  # scikit-learn's own epoch (batch 200)
     net = mlp_to_torch(mlp)
     plan = analyse_network(net, torch.zeros(1, X.shape[1]))
     rows = []
@@ -85,7 +88,7 @@ def run_seed(seed: int, epochs: list[float], min_steps: list[int], rates=RATES, 
         for rate in rates:
             pruned = torch_to_mlp(prune_network(net, plan, select_units(importances, rate)), mlp)
             rows.append(dict(seed=seed, ranking=name, rate=rate, accuracy=pruned.score(Xv, yv), steps=steps,
-                             fit_ms=1000 * fit_s))
+                             fit_ms=1000 * fit_s, sklearn_epoch_ms=sk_epoch_ms))
 
     for ep in epochs:
         p = DirichletPruner(mlp, epochs=ep, min_steps=0, random_state=seed).fit(Xa, ya)
@@ -94,6 +97,12 @@ def run_seed(seed: int, epochs: list[float], min_steps: list[int], rates=RATES, 
         p = DirichletPruner(mlp, min_steps=steps, random_state=seed).fit(Xa, ya)
         default = " (default)" if steps == DirichletPruner(mlp).min_steps else ""
         record(f"dirichlet, 1 epoch, min_steps={steps}{default}", p.importances_, p.n_gate_steps_,
+               p.fit_times_["dirichlet"])
+    for cfg in configs:  # "BATCH:LR:MIN_STEPS": other gate-fit settings (1 epoch, at least MIN_STEPS steps)
+        batch, lr, steps = cfg.split(":")
+        p = DirichletPruner(mlp, batch_size=int(batch), learning_rate=float(lr), min_steps=int(steps),
+                            random_state=seed).fit(Xa, ya)
+        record(f"dirichlet, batch {batch}, learning_rate {lr}, min_steps={steps}", p.importances_, p.n_gate_steps_,
                p.fit_times_["dirichlet"])
     for criterion in ("l1", "random"):
         record(criterion, DirichletPruner(mlp, criterion=criterion, random_state=seed).fit(Xa, ya).importances_)
@@ -110,6 +119,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0],
                     help="gate fits of exactly this many epochs (min_steps=0)")
     ap.add_argument("--min-steps", type=int, nargs="+", default=[250], help="gate fits of 1 epoch, at least N steps")
+    ap.add_argument("--configs", nargs="*", default=[],
+                    help="other gate fits as BATCH:LEARNING_RATE:MIN_STEPS, e.g. 64:1.0:60")
     ap.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     ap.add_argument("--split", choices=["validation", "test"], default="validation")
     ap.add_argument("--no-ablation", action="store_true", help="skip the single-unit ablation ranking")
@@ -121,13 +132,16 @@ def main() -> None:
     else:
         torch.set_num_threads(1)
         rows = [r for seed in range(args.seeds)
-                for r in run_seed(seed, args.epochs, args.min_steps, args.rates, args.split, not args.no_ablation)]
+                for r in run_seed(seed, args.epochs, args.min_steps, args.rates, args.split, not args.no_ablation,
+                                     tuple(args.configs))]
         args.out.write_text(json.dumps(rows, indent=1))
     df = pd.DataFrame(rows)
     table = df.pivot_table(index="ranking", columns="rate", values="accuracy", aggfunc="mean", sort=False)
     table.columns = [f"accuracy, {c:.0%} removed" for c in table.columns]
     extra = df.groupby("ranking", sort=False).agg(steps=("steps", "median"), fit_ms=("fit_ms", "median"),
                                                  seeds=("seed", "nunique"))
+    if "sklearn_epoch_ms" in df:  # runs before session 5 did not record it
+        extra["fit / scikit-learn epoch"] = extra["fit_ms"] / df["sklearn_epoch_ms"].median()
     print(markdown(table.join(extra).reset_index(), "{:.3f}"))
 
 
