@@ -7,7 +7,8 @@ Questions (issue 5, "no worse than magnitude pruning after fine-tuning"):
   (:func:`skdpgen.dpsgd.cosine_schedule`).
 * Does the fine-tuning schedule matter?  ``--fine-tune-schedules``:
   ``DirichletPruner(fine_tune_schedule="constant" | "cosine")``, ``--fine-tune`` epochs.
-* Does a longer gate fit make the Dirichlet selection fine-tune better?  ``--gate-epochs``.
+* Does a longer gate fit, or another setting of the gates, make the Dirichlet selection
+  fine-tune better?  ``--gate-epochs``, ``--variants``.
 
 Networks (``--net``): ``lenet`` (LeNet-5 of ``bench_pruning_compression.py``; 500 validation rows
 carved, stratified, from its 4,000 training rows of ``../shared/data/mnist_5k``, the network and
@@ -81,7 +82,8 @@ def run_seed(seed: int, args, data) -> list[dict]:
         model, Xa, ya, Xv, yv, base = lenet_split(seed, data, train_schedule) if args.net == "lenet" \
             else digits_split(seed)
         rankings = [(f"dirichlet, {e:g} epoch(s)", dict(criterion="dirichlet", epochs=e)) for e in args.gate_epochs]
-        rankings += [("l1", dict(criterion="l1")), ("random", dict(criterion="random"))]
+        rankings += [(f"dirichlet, {v}", dict(criterion="dirichlet", **json.loads(v))) for v in args.variants]
+        rankings += [(c, dict(criterion=c)) for c in args.baselines]
         for rate in args.rates:
             for name, kw in rankings:
                 common = dict(compression=rate, random_state=seed, **kw)
@@ -128,7 +130,10 @@ def main() -> None:
     ap.add_argument("--train-schedules", nargs="+", choices=["constant", "cosine"], default=["constant", "cosine"])
     ap.add_argument("--fine-tune-schedules", nargs="+", choices=["constant", "cosine"],
                     default=["constant", "cosine"])
-    ap.add_argument("--gate-epochs", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--gate-epochs", type=float, nargs="*", default=[1.0])
+    ap.add_argument("--variants", nargs="*", default=[],
+                    help='more Dirichlet rankings as JSON parameters, e.g. \'{"prior_concentration": 1}\'')
+    ap.add_argument("--baselines", nargs="*", choices=["l1", "random"], default=["l1", "random"])
     ap.add_argument("--fine-tune", type=float, default=3.0, help="fine-tuning epochs")
     ap.add_argument("--out", type=Path, default=Path("/tmp/pruning_fine_tuning.jsonl"))
     ap.add_argument("--report", type=Path, nargs="*", default=None, help="only print the table of saved runs")
