@@ -472,9 +472,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     def __init__(self, estimator, compression=0.5, *, criterion="dirichlet", scope="layer", min_units=1, loss="auto",
                  prior_concentration=0.5, init_concentration=3.0, kl_weight=1.0, samples_per_batch=4, epochs=1.0,
                  min_steps=250, batch_size=16, learning_rate=0.5, fine_tune_epochs=0, fine_tune_lr=None,
-                 fine_tune_schedule="constant", epsilon=None,
-                 delta=1e-5, max_grad_norm=1.0, accountant="prv", ledger=None, random_state=None, device="auto",
-                 verbose=0, n_threads=1):
+                 fine_tune_schedule="constant", epsilon=None, delta=1e-5, max_grad_norm=1.0, accountant="prv",
+                 ledger=None, random_state=None, device="auto", verbose=0, n_threads=1):
         self.estimator = estimator
         self.compression = compression
         self.criterion = criterion
