@@ -92,7 +92,8 @@ def run_seed(seed: int, args, data) -> list[dict]:
                     p = DirichletPruner(model, fine_tune_epochs=args.fine_tune, fine_tune_schedule=schedule,
                                         **common).fit(Xa, ya)
                     rows.append(dict(net=args.net, seed=seed, train=train_schedule, rate=rate, ranking=name,
-                                     fine_tune=schedule, base=base, pruned=pruned, fine_tuned=p.score(Xv, yv)))
+                                     fine_tune=schedule, base=base, pruned=pruned, fine_tuned=p.score(Xv, yv),
+                                     params=p.n_params_pruned_))
     return rows
 
 
