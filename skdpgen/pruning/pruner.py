@@ -340,7 +340,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         (:func:`skdpgen.dpsgd.cosine_schedule`; a fixed schedule, so also free under DP).  Cosine
         suits a light pruning of a converged network (validation rows, 50% of the units: +0.2 to
         +0.7 points on LeNet-5 and on the digits MLP); it trains less in total, so it is worse
-        when the pruned network must relearn much in few epochs (digits MLP: -0.2 to -0.5 points
+        when the pruned network must relearn much in few epochs (digits MLP: -0.15 to -0.5 points
         at 70%, -14 to -16 at 90%; ``benchmarks/results_pruning.md``).
     epsilon : float or None, default=None
         ``None``: no privacy.  A float: the Dirichlet parameters (and fine-tuning, when asked) are
