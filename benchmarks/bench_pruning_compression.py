@@ -5,8 +5,9 @@ Two networks, pruned at 30/50/70/90% of their hidden units (the same rate in eve
 * ``digits``: scikit-learn ``MLPClassifier(hidden_layer_sizes=(256, 128))`` on scikit-learn's digits
   (75/25 stratified split), pruned as an MLP (the result is a smaller fitted ``MLPClassifier``);
 * ``mnist``: a LeNet-5-style CNN (conv 6 - conv 16 - fc 120 - fc 84, batch-norm after the
-  convolutions) on ``../shared/data/mnist_5k`` (4,000 train / 1,000 test, stratified), trained
-  here with Adam.
+  convolutions; ``--arch caffe``: the 20-50-800-500 "LeNet-5-Caffe" of the Dirichlet-pruning
+  paper) on ``../shared/data/mnist_5k`` (4,000 train / 1,000 test, stratified), trained here
+  with Adam.
 
 For each method (``criterion`` "dirichlet", "l1", "random" of :class:`skdpgen.DirichletPruner`,
 so that removal and fine-tuning are the same code), test accuracy right after pruning and after
@@ -48,14 +49,31 @@ PRUNER_KW: dict = {}  # extra DirichletPruner parameters of the accuracy grid (-
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_5k" / "mnist_5k.csv.gz"
 
 
-def lenet5(generator: torch.Generator) -> nn.Sequential:
+def _conv_bn_relu_pool(c_in: int, c_out: int, padding: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 5, padding=padding, device="meta"), nn.BatchNorm2d(c_out, device="meta"),
+            nn.ReLU(), nn.MaxPool2d(2)]
+
+
+def lenet5(generator: torch.Generator, arch: str = "classic") -> nn.Sequential:
+    """LeNet-5 for 28x28 digits, initialised from ``generator``.
+
+    ``arch="classic"`` (LeCun et al. 1998): conv 6 (pad 2) - conv 16 - fc 120 - fc 84 - 10, 61,750
+    parameters.  ``arch="caffe"``: the "LeNet-5-Caffe" 20-50-800-500 of the Bayesian-compression and
+    Dirichlet-pruning papers (Louizos et al. 2017; Adamczewski & Park 2021): conv 20 - conv 50 -
+    fc 500 - 10, 431,220 parameters.  Both with batch-norm after each convolution.
+    """
     from skdpgen._torch import init_module_
 
-    net = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2, device="meta"), nn.BatchNorm2d(6, device="meta"), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5, device="meta"), nn.BatchNorm2d(16, device="meta"), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120, device="meta"), nn.ReLU(), nn.Linear(120, 84, device="meta"), nn.ReLU(),
-        nn.Linear(84, 10, device="meta")).to_empty(device="cpu")
+    if arch == "classic":
+        body = [*_conv_bn_relu_pool(1, 6, 2), *_conv_bn_relu_pool(6, 16, 0), nn.Flatten(),
+                nn.Linear(400, 120, device="meta"), nn.ReLU(), nn.Linear(120, 84, device="meta"), nn.ReLU(),
+                nn.Linear(84, 10, device="meta")]
+    elif arch == "caffe":
+        body = [*_conv_bn_relu_pool(1, 20, 0), *_conv_bn_relu_pool(20, 50, 0), nn.Flatten(),
+                nn.Linear(800, 500, device="meta"), nn.ReLU(), nn.Linear(500, 10, device="meta")]
+    else:
+        raise ValueError(f"unknown LeNet-5 architecture {arch!r}")
+    net = nn.Sequential(*body).to_empty(device="cpu")
     init_module_(net, generator)  # Linear layers
     with torch.no_grad():
         for m in net:
@@ -128,10 +146,10 @@ def load_mnist():
 
 
 def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_epochs: int, data,
-              timing_only: bool = False, schedule: str = "constant") -> tuple[list, dict]:
+              timing_only: bool = False, schedule: str = "constant", arch: str = "classic") -> tuple[list, dict]:
     X, y = data
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=1000, random_state=seed, stratify=y)
-    net = lenet5(torch.Generator().manual_seed(seed))
+    net = lenet5(torch.Generator().manual_seed(seed), arch)
     Xt, Xv = torch.as_tensor(Xtr), torch.as_tensor(Xte)
     Yt = torch.as_tensor(ytr)
 
@@ -148,7 +166,8 @@ def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_
     net.eval()
     base = accuracy(net, Xv, yte)
     rows = []
-    name = "mnist_5k LeNet-5" + ("" if schedule == "constant" else f", {schedule} training")
+    lenet = "LeNet-5" if arch == "classic" else "LeNet-5-Caffe"
+    name = f"mnist_5k {lenet}" + ("" if schedule == "constant" else f", {schedule} training")
     if PRUNER_KW.get("fine_tune_schedule", "constant") != "constant":
         name += f", {PRUNER_KW['fine_tune_schedule']} fine-tuning"
     for rate in () if timing_only else RATES:
@@ -164,7 +183,7 @@ def run_mnist(seed: int, fine_tune: float, batch_size: int, repeats: int, train_
     for r in range(repeats):
         fits.append(DirichletPruner(net, batch_size=batch_size, random_state=r).fit(Xtr, ytr).fit_times_["dirichlet"])
         epochs.append(epoch_time(net, Xt, Yt, "multiclass", batch_size, r))
-    return rows, dict(net="mnist_5k LeNet-5", seed=seed, dirichlet_s=_median(fits),
+    return rows, dict(net=f"mnist_5k {lenet}", seed=seed, dirichlet_s=_median(fits),
                       epoch_s=_median(epochs), n_train=len(Xtr), train_s_total=train_s,
                       train_epochs=train_epochs)
 
@@ -226,6 +245,8 @@ def main() -> None:
     ap.add_argument("--train-epochs", type=int, default=8, help="training epochs of the CNN")
     ap.add_argument("--train-schedule", choices=["constant", "cosine"], default="constant",
                     help="learning rate of the CNN's training: constant 2e-3, or a cosine from 2e-3 to 0")
+    ap.add_argument("--arch", choices=["classic", "caffe"], default="classic",
+                    help="the CNN: classic LeNet-5 (6-16-120-84) or LeNet-5-Caffe (20-50-800-500)")
     ap.add_argument("--only", choices=["digits", "mnist"], default=None)
     ap.add_argument("--rates", type=float, nargs="+", default=None, help="fractions of units removed (default: all)")
     ap.add_argument("--samples-per-batch", type=int, default=None,
@@ -259,7 +280,7 @@ def main() -> None:
         data = load_mnist()
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             r, c = run_mnist(seed, args.fine_tune, args.batch_size, args.repeats, args.train_epochs, data,
-                             args.timing_only, args.train_schedule)
+                             args.timing_only, args.train_schedule, args.arch)
             rows += r
             costs.append(c)
             print("mnist seed", seed, "done", flush=True)

@@ -54,11 +54,11 @@ def _loss(model, batch):
     return C.per_example_nll(model(xb), yb, "multiclass")
 
 
-def lenet_split(seed: int, data, train_schedule: str):
+def lenet_split(seed: int, data, train_schedule: str, arch: str = "classic"):
     X, y = data
     Xtr, _, ytr, _ = train_test_split(X, y, test_size=1000, random_state=seed, stratify=y)  # test rows unused
     Xa, Xv, ya, yv = train_test_split(Xtr, ytr, test_size=500, random_state=100 + seed, stratify=ytr)
-    net = lenet5(torch.Generator().manual_seed(seed)).train()
+    net = lenet5(torch.Generator().manual_seed(seed), arch).train()
     C.train_plain(net, _loss, (torch.as_tensor(Xa), torch.as_tensor(ya)), epochs=8, batch_size=16, lr=2e-3,
                   generator=torch.Generator().manual_seed(seed),
                   scheduler=None if train_schedule == "constant" else cosine_schedule)
@@ -78,8 +78,9 @@ def digits_split(seed: int):
 
 def run_seed(seed: int, args, data) -> list[dict]:
     rows = []
+    net_name = f"lenet-{args.arch}" if args.net == "lenet" and args.arch != "classic" else args.net
     for train_schedule in args.train_schedules if args.net == "lenet" else ["adam (scikit-learn)"]:
-        model, Xa, ya, Xv, yv, base = lenet_split(seed, data, train_schedule) if args.net == "lenet" \
+        model, Xa, ya, Xv, yv, base = lenet_split(seed, data, train_schedule, args.arch) if args.net == "lenet" \
             else digits_split(seed)
         rankings = [(f"dirichlet, {e:g} epoch(s)", dict(criterion="dirichlet", epochs=e)) for e in args.gate_epochs]
         rankings += [(f"dirichlet, {v}", dict(criterion="dirichlet", **json.loads(v))) for v in args.variants]
@@ -91,7 +92,7 @@ def run_seed(seed: int, args, data) -> list[dict]:
                 for schedule in args.fine_tune_schedules:
                     p = DirichletPruner(model, fine_tune_epochs=args.fine_tune, fine_tune_schedule=schedule,
                                         **common).fit(Xa, ya)
-                    rows.append(dict(net=args.net, seed=seed, train=train_schedule, rate=rate, ranking=name,
+                    rows.append(dict(net=net_name, seed=seed, train=train_schedule, rate=rate, ranking=name,
                                      fine_tune=schedule, base=base, pruned=pruned, fine_tuned=p.score(Xv, yv),
                                      params=p.n_params_pruned_))
     return rows
@@ -125,6 +126,8 @@ def report(rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--net", choices=["lenet", "digits"], default="lenet")
+    ap.add_argument("--arch", choices=["classic", "caffe"], default="classic",
+                    help="--net lenet: classic LeNet-5 (6-16-120-84) or LeNet-5-Caffe (20-50-800-500)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--seed-start", type=int, default=0)
     ap.add_argument("--rates", type=float, nargs="+", default=None, help="default: 0.5 (lenet), 0.5 0.7 0.9 (digits)")

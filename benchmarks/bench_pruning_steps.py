@@ -98,11 +98,13 @@ def run_seed(seed: int, epochs: list[float], min_steps: list[int], rates=RATES, 
         default = " (default)" if steps == DirichletPruner(mlp).min_steps else ""
         record(f"dirichlet, 1 epoch, min_steps={steps}{default}", p.importances_, p.n_gate_steps_,
                p.fit_times_["dirichlet"])
-    for cfg in configs:  # "BATCH:LR:MIN_STEPS": other gate-fit settings (1 epoch, at least MIN_STEPS steps)
-        batch, lr, steps = cfg.split(":")
+    for cfg in configs:  # "BATCH:LR:MIN_STEPS[:SAMPLES]": other gate fits (1 epoch, at least MIN_STEPS steps)
+        batch, lr, steps, *samples = cfg.split(":")
+        extra = dict(samples_per_batch=int(samples[0])) if samples else {}
         p = DirichletPruner(mlp, batch_size=int(batch), learning_rate=float(lr), min_steps=int(steps),
-                            random_state=seed).fit(Xa, ya)
-        record(f"dirichlet, batch {batch}, learning_rate {lr}, min_steps={steps}", p.importances_, p.n_gate_steps_,
+                            random_state=seed, **extra).fit(Xa, ya)
+        name = f"dirichlet, batch {batch}, learning_rate {lr}, min_steps={steps}"
+        record(name + (f", samples_per_batch={samples[0]}" if samples else ""), p.importances_, p.n_gate_steps_,
                p.fit_times_["dirichlet"])
     for criterion in ("l1", "random"):
         record(criterion, DirichletPruner(mlp, criterion=criterion, random_state=seed).fit(Xa, ya).importances_)
@@ -116,11 +118,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--seed-start", type=int, default=0)
     ap.add_argument("--epochs", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0],
                     help="gate fits of exactly this many epochs (min_steps=0)")
     ap.add_argument("--min-steps", type=int, nargs="+", default=[250], help="gate fits of 1 epoch, at least N steps")
     ap.add_argument("--configs", nargs="*", default=[],
-                    help="other gate fits as BATCH:LEARNING_RATE:MIN_STEPS, e.g. 64:1.0:60")
+                    help="other gate fits as BATCH:LEARNING_RATE:MIN_STEPS[:SAMPLES_PER_BATCH], e.g. 64:1.0:60")
     ap.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     ap.add_argument("--split", choices=["validation", "test"], default="validation")
     ap.add_argument("--no-ablation", action="store_true", help="skip the single-unit ablation ranking")
@@ -131,7 +134,7 @@ def main() -> None:
         rows = json.loads(args.report.read_text())
     else:
         torch.set_num_threads(1)
-        rows = [r for seed in range(args.seeds)
+        rows = [r for seed in range(args.seed_start, args.seed_start + args.seeds)
                 for r in run_seed(seed, args.epochs, args.min_steps, args.rates, args.split, not args.no_ablation,
                                      tuple(args.configs))]
         args.out.write_text(json.dumps(rows, indent=1))
