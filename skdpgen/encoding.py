@@ -32,7 +32,7 @@ from .schema import ColumnSpec, Schema, _numeric_values
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Block", "TabularEncoder", "OTHER"]
+__all__ = ["Block", "TabularEncoder", "OTHER", "public_dtypes"]
 
 OTHER = "(other)"
 """How the "other" slot of a categorical column decodes in an object or string column."""
@@ -166,7 +166,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             columns = list(X.columns)
             self.input_kind_ = "pandas"
             self.feature_names_in_ = np.asarray(columns, dtype=object)
-            self.dtypes_ = X.dtypes.copy()
+            self.dtypes_ = public_dtypes(X.dtypes, schema)
             self._column_index = X.columns.copy()
         else:
             arr = _as_2d_array(X)
@@ -324,6 +324,26 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
+def public_dtypes(dtypes: pd.Series, schema: Schema) -> pd.Series:
+    """The input's dtypes, with every category list taken from the PUBLIC ``schema``.
+
+    A pandas ``CategoricalDtype`` carries its categories, and ``pd.Categorical(data)`` infers
+    them from the private rows; a fitted estimator must not keep such a list (a rare category
+    that the DP schema left out would sit in ``dtypes_`` and in the pickle).  Each one is
+    replaced by the schema's categories (plus ``"(other)"`` where unknown values are merged),
+    with the same ``ordered`` flag; other dtypes carry no data and are kept.
+    """
+    out = dtypes.copy()
+    for name, dtype in dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            spec = schema[name] if name in schema else None
+            cats = list(spec.categories) if spec is not None and spec.categories is not None else []
+            if spec is not None and spec.unknown == "other" and OTHER not in cats:
+                cats.append(OTHER)
+            out[name] = pd.CategoricalDtype(cats, ordered=dtype.ordered)
+    return out
+
+
 def _as_2d_array(X) -> np.ndarray:
     if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()

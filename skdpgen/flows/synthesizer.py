@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
-from ..encoding import TabularEncoder, from_unit, to_unit
+from ..encoding import TabularEncoder, from_unit, public_dtypes, to_unit
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
 from .mixed import FlowEnsemble, MixedFlow
@@ -237,7 +237,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
             self.classes_ = np.asarray(target_spec.categories, dtype=object)
             table = Xf.assign(**{target_name: ys.to_numpy()})
             joint = Schema([*feature_schema.columns.values(), target_spec])
-        self.dtypes_ = table.dtypes
+        self.dtypes_ = public_dtypes(table.dtypes, joint)
         self._joint_schema = joint
         self.encoder_ = TabularEncoder(_dequantised_schema(joint)).fit(table)
         self._setup_layout()

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples, plan_gdp_budget
+from ..encoding import public_dtypes
 from ..privacy import gaussian_mechanism
 from ..schema import Schema
 from .features import RandomFourierFeatures, make_feature_map
@@ -247,7 +248,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
     def _begin(self, feature_schema, target_spec, target_name, X: pd.DataFrame) -> None:
         self.schema_ = feature_schema
         self.encoder_ = self._fit_encoder(feature_schema, X)
-        self.dtypes_ = X.dtypes
+        self.dtypes_ = public_dtypes(X.dtypes, feature_schema)
         if target_spec is not None:
             self.classes_ = np.asarray(list(target_spec.categories), dtype=object)
             self.target_name_ = target_name
