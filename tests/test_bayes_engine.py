@@ -96,3 +96,20 @@ def test_global_rng_untouched_and_reproducible():
     assert np.array_equal(np.random.get_state()[1], state[1])
     np.testing.assert_array_equal(a.params_["mean"], b.params_["mean"])
     assert not np.array_equal(a.params_["mean"], c.params_["mean"])
+
+
+class ScoredGaussianMeanModel(GaussianMeanModel):
+    def score_data(self, data, state):
+        (X,) = data
+        return float(-0.5 * ((X - state["mean"]) ** 2).sum(1).mean())
+
+
+def test_score_calls_the_models_score_data():
+    # regression: the protocol's docs named the optional method ``score``, while the engine calls ``score_data``
+    X = _data(n=200)
+    vb = DPVariationalBayes(model=ScoredGaussianMeanModel(), epsilon=INF, max_iter=1, random_state=0).fit(X)
+    assert vb.score(X) == pytest.approx(-0.5 * ((clip_rows(X, 1.0) - vb.params_["mean"]) ** 2).sum(1).mean())
+    with pytest.raises(AttributeError, match="defines no score"):
+        DPVariationalBayes(model=GaussianMeanModel(), epsilon=INF, max_iter=1).fit(X).score(X)
+    assert "``score_data(data, state)``" in VBModel.__doc__ and "``score(data" not in VBModel.__doc__
+    assert "per row" not in DPVariationalBayes.score.__doc__.split("\n")[0]

@@ -198,3 +198,18 @@ def test_global_rng_untouched_and_sparse_dense_agree():
     np.testing.assert_allclose(a.components_, b.components_)
     with pytest.raises(ValueError, match="Negative"):
         DPLatentDirichletAllocation().fit(-np.ones((3, 3)))
+
+
+def test_engine_score_of_lda_is_the_total_bound_as_sklearn(small_corpus):
+    # DPVariationalBayes.score with LDAModel is scikit-learn's LatentDirichletAllocation.score (a total
+    # over the documents, like DPLatentDirichletAllocation.score), not a mean per document
+    from skdpgen import DPVariationalBayes
+
+    X, _ = small_corpus
+    vb = DPVariationalBayes(model=LDAModel(4), epsilon=INF, max_iter=2, random_state=0).fit(X)
+    sk = LatentDirichletAllocation(n_components=4, max_iter=1, random_state=0).fit(X)
+    sk.components_ = vb.params_["lambda"].copy()
+    sk.exp_dirichlet_component_ = vb.params_["exp_dirichlet_component"].copy()
+    assert vb.score(X) == pytest.approx(sk.score(X), rel=1e-6)
+    assert vb.score(X) < 10 * sk.score(X[:20])  # a total: far below the bound of 20 documents
+    assert "TOTAL" in DPVariationalBayes.score.__doc__

@@ -155,3 +155,34 @@ def test_reading_the_labels_from_y_warns_when_private():
         warnings.simplefilter("error", PrivacyLeakWarning)
         DPBayesianLogisticRegression(epsilon=1.0, classes=["a", "b"], random_state=0).fit(X, y)
         DPBayesianLogisticRegression(epsilon=float("inf"), random_state=0).fit(X, y)
+
+
+def test_declared_classes_are_sorted_and_distinct():
+    # regression: classes=[1, 0] kept the declared order, so classes_ was unsorted and scikit-learn's
+    # scorers (which take predict_proba[:, 1] as the probability of classes_[1]) came out inverted
+    from sklearn.metrics import get_scorer
+
+    X, y = _problem()
+    declared = DPBayesianLogisticRegression(epsilon=INF, classes=[1, 0], random_state=0).fit(X, y)
+    inferred = DPBayesianLogisticRegression(epsilon=INF, random_state=0).fit(X, y)
+    assert declared.classes_.tolist() == [0, 1]
+    np.testing.assert_allclose(declared.predict_proba(X), inferred.predict_proba(X))
+    auc = get_scorer("roc_auc")
+    assert auc(declared, X, y) == pytest.approx(auc(inferred, X, y)) and auc(declared, X, y) > 0.5
+    with pytest.raises(ValueError, match="duplicate"):
+        DPBayesianLogisticRegression(classes=[1, 1]).fit(X, y)
+    with pytest.raises(ValueError, match="binary classifier; got 3 classes"):
+        DPBayesianLogisticRegression(classes=[0, 1, 2]).fit(X, y)
+
+
+def test_logistic_model_label_check_comes_before_the_float_cast():
+    # regression: string labels failed with "could not convert string to float" instead of the
+    # model's own message
+    from skdpgen import DPVariationalBayes
+
+    X, y = _problem(n=50)
+    for labels in (np.array(["a", "b"])[y], np.array(["a", "b"], dtype=object)[y], y + 1):
+        with pytest.raises(ValueError, match=r"needs labels in \{0, 1\}"):
+            DPVariationalBayes(model=LogisticModel(), epsilon=INF).fit(X, labels)
+    for labels in (y, y.astype(bool), y.astype(float), y.astype(object)):
+        LogisticModel().prepare(X, labels)

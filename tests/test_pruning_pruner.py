@@ -281,3 +281,92 @@ def test_flat_gates_match_per_layer_gates(n_distinct):
     assert torch.allclose(expected, flat.rho.grad, rtol=1e-4, atol=1e-8)
     flat.write_back(gates)
     assert torch.equal(torch.cat([g.rho.weight[:, 0] for g in gates]), flat.rho.detach())
+
+
+def _small_net(n_out=3, last=None):
+    g = torch.Generator().manual_seed(0)
+    layers = [nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, n_out)] + ([] if last is None else [last])
+    net = nn.Sequential(*layers)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return net
+
+
+@pytest.mark.parametrize("last", [nn.Softmax(dim=1), nn.Sigmoid(), nn.Sequential(nn.Softmax(dim=1), nn.Identity())])
+def test_torch_classifier_ending_in_probabilities_is_refused(digits, last):
+    # regression: a final Softmax was accepted, then softmax was applied twice in predict_proba and the
+    # cross-entropy of the gate fit was computed on probabilities
+    X, y, _, _ = digits
+    y3 = y % 3
+    with pytest.raises(ValueError, match="logits.*without its final"):
+        DirichletPruner(_small_net(last=last), min_steps=2).fit(X, y3)
+    # LogSoftmax outputs are valid logits (softmax of them is the probabilities)
+    p = DirichletPruner(_small_net(last=nn.LogSoftmax(dim=1)), min_steps=2, random_state=0).fit(X, y3)
+    np.testing.assert_allclose(p.predict_proba(X[:5]).sum(1), 1.0, rtol=1e-6)
+    # a regression network may end in a Softmax (its outputs are the predictions)
+    Y = np.random.default_rng(0).dirichlet(np.ones(3), size=len(X))
+    assert DirichletPruner(_small_net(last=nn.Softmax(dim=1)), min_steps=2).fit(X, Y).task_ == "regression"
+
+
+def test_mlp_pruner_has_classes_for_probability_scorers(digits):
+    # regression: no classes_, so roc_auc / neg_log_loss scoring gave nan (AttributeError in the scorer)
+    from sklearn.model_selection import cross_val_score
+
+    X, y, _, _ = digits
+    yb = (y >= 5).astype(int)
+    mlp = MLPClassifier(hidden_layer_sizes=(8,), max_iter=100, random_state=0).fit(X, yb)
+    pruner = DirichletPruner(mlp, 0.5, min_steps=20, random_state=0)
+    for scoring in ("roc_auc", "neg_log_loss"):
+        scores = cross_val_score(pruner, X, yb, cv=2, scoring=scoring, error_score="raise")
+        assert np.all(np.isfinite(scores))
+    np.testing.assert_array_equal(clone(pruner).fit(X, yb).classes_, mlp.classes_)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0).fit(X, y.astype(float))
+    assert not hasattr(DirichletPruner(reg, min_steps=2).fit(X, y.astype(float)), "classes_")
+
+
+def test_mlp_pruner_refuses_labels_the_mlp_has_not_seen(digits, mlp):
+    # regression: unknown labels were binarised to all-zero rows and trained silently as class 0
+    X, y, _, _ = digits
+    bad = y.copy()
+    bad[:3] = 42
+    with pytest.raises(ValueError, match="labels 42 that the MLP was not fitted on"):
+        DirichletPruner(mlp, min_steps=2).fit(X, bad)
+    with pytest.raises(ValueError, match="some labels that the MLP") as err:  # private: no label printed
+        DirichletPruner(mlp, min_steps=2, epsilon=1.0).fit(X, bad)
+    assert "42" not in str(err.value)
+    # binary and multilabel MLPs
+    yb = np.where(y >= 5, "hi", "lo")
+    mb = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, yb)
+    with pytest.raises(ValueError, match="not fitted on"):
+        DirichletPruner(mb, min_steps=2).fit(X, np.where(y >= 8, "mid", yb))
+    Y = np.column_stack([y >= 5, y % 2 == 0]).astype(int)
+    ml = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, Y)
+    assert DirichletPruner(ml, min_steps=2).fit(X, Y).task_ == "multilabel"
+    Y2 = Y.copy()
+    Y2[0, 1] = 2
+    with pytest.raises(ValueError, match="0/1 indicators"):
+        DirichletPruner(ml, min_steps=2).fit(X, Y2)
+    with pytest.raises(ValueError, match="2 label columns"):
+        DirichletPruner(ml, min_steps=2).fit(X, Y[:, 0])
+
+
+def test_torch_classifier_label_errors_name_the_problem(digits):
+    # regression: string labels gave "ufunc 'isfinite' not supported"; labels outside [0, C) fell back
+    # to regression and reported "y has 1 outputs but the network has 3"
+    X, y, _, _ = digits
+    y3 = y % 3
+    with pytest.raises(ValueError, match="integer class labels 0..2.*non-numeric"):
+        DirichletPruner(_small_net(), min_steps=2).fit(X, np.array(["a", "b", "c"])[y3])
+    with pytest.raises(ValueError, match="integer class labels 0..2.*non-numeric"):
+        DirichletPruner(_small_net(), min_steps=2).fit(X, np.array(["a", "b", "c"], dtype=object)[y3])
+    with pytest.raises(ValueError, match=r"integer class labels 0..2; y has labels 5, 6, 7 outside that range"):
+        DirichletPruner(_small_net(), min_steps=2).fit(X, y3 + 5)
+    with pytest.raises(ValueError, match="some labels outside") as err:  # private: no label printed
+        DirichletPruner(_small_net(), min_steps=2, epsilon=1.0).fit(X, y3 + 5)
+    assert "5" not in str(err.value).split("outside")[0]
+    with pytest.raises(ValueError, match="outside that range"):
+        DirichletPruner(_small_net(), min_steps=2, loss="classification").fit(X, y3 + 0.5)
+    # regression with one column per output is unaffected
+    Y = np.random.default_rng(0).normal(size=(len(X), 3))
+    assert DirichletPruner(_small_net(), min_steps=2).fit(X, Y).task_ == "regression"

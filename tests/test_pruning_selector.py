@@ -101,3 +101,47 @@ def test_pipeline_grid_search_and_reproducibility():
     a = clone(pipe[0]).fit(X, y)
     b = clone(pipe[0]).fit(X, y)
     np.testing.assert_array_equal(a.concentrations_, b.concentrations_)
+
+
+def test_declared_classes_fix_the_task():
+    # regression: with classes=, one non-integer y value switched the fit to regression (a private row
+    # deciding the task, the loss and the released network's output width)
+    X, y = _xor(n=200)
+    yf = y.astype(float)
+    yf[0] = 0.5
+    with pytest.raises(ValueError, match="y has some labels not in classes") as err:
+        DirichletFeatureSelector(epsilon=1.0, classes=[0, 1], **FAST).fit(X, yf)
+    assert "0.5" not in str(err.value)
+    with pytest.raises(ValueError, match=r"y has labels 0.5 not in classes=\[0, 1\]"):  # not private: named
+        DirichletFeatureSelector(classes=[0, 1], **FAST).fit(X, yf)
+    yf[0] = 0.0
+    for eps in (1.0, float("inf"), None):
+        sel = DirichletFeatureSelector(epsilon=eps, classes=[1, 0], **FAST).fit(X, yf)
+        assert sel.task_ == "multiclass" and sel.classes_.tolist() == [0, 1]
+        assert sel.network_[-1].out_features == 2
+    # a float y of labels is classification with classes=, and a string label set works too
+    sel = DirichletFeatureSelector(classes=["a", "b", "c"], **FAST).fit(X, np.array(["a", "b"])[y])
+    assert sel.network_[-1].out_features == 3
+    with pytest.raises(ValueError, match="one label per row"):
+        DirichletFeatureSelector(classes=[0, 1], **FAST).fit(X, np.column_stack([y, y]))
+
+
+def test_private_task_does_not_depend_on_the_values_of_y():
+    X, y = _xor(n=200)
+    # without classes=, a private fit is regression whatever the values, and needs a float y
+    assert DirichletFeatureSelector(epsilon=1.0, **FAST).fit(X, y.astype(float)).task_ == "regression"
+    for labels in (y, y.astype(bool), np.array(["a", "b"])[y]):
+        with pytest.raises(ValueError, match="classes="):
+            DirichletFeatureSelector(epsilon=1.0, **FAST).fit(X, labels)
+
+
+def test_explained_networks_must_output_logits_and_know_the_labels():
+    X, y = _xor(n=200)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2), torch.nn.Softmax(1))
+    with pytest.raises(ValueError, match="without its final Softmax"):
+        DirichletFeatureSelector(net, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="labels 0..1; y has labels 7 outside"):
+        DirichletFeatureSelector(net[:-1], **FAST).fit(X, np.where(np.arange(len(y)) < 2, 7, y))
+    mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="not fitted on"):
+        DirichletFeatureSelector(mlp, **FAST).fit(X, np.where(np.arange(len(y)) < 2, 7, y))

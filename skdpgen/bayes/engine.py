@@ -111,8 +111,11 @@ class VBModel(BaseEstimator):
         of a noisy precision matrix to positive definite, of Dirichlet parameters to positive);
         returns a dict that ``local_step`` and the estimator's predictions read.
 
-    Optional: ``score(data, state)`` (mean log-likelihood bound), ``needs_n_samples`` (``True``
-    when the fitted model needs a (DP) estimate of the number of rows).
+    Optional: ``score_data(data, state)`` (a float: what :meth:`DPVariationalBayes.score` returns for
+    ``data = prepare(X, y)``; its meaning is the model's, e.g. a total log-likelihood bound for
+    :class:`~skdpgen.bayes.LDAModel`, a mean per row for :class:`~skdpgen.bayes.LogisticModel`),
+    ``needs_n_samples`` (``True`` when the fitted model needs a (DP) estimate of the number of
+    rows).
     """
 
     #: y is required by ``prepare``
@@ -592,7 +595,14 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
         return self
 
     def score(self, X, y=None) -> float:
-        """The model's score (e.g. mean log-likelihood bound per row) on ``X``."""
+        """The model's ``score_data`` on ``X`` (and ``y``): its meaning depends on the model.
+
+        :class:`~skdpgen.bayes.LDAModel`: the approximate log-likelihood (variational bound), a
+        TOTAL over the documents, as scikit-learn's ``LatentDirichletAllocation.score`` and
+        :meth:`DPLatentDirichletAllocation.score`.  :class:`~skdpgen.bayes.LogisticModel`: the
+        mean log predictive probability of the labels per row.  Raises ``AttributeError`` for a
+        model without ``score_data``.
+        """
         check_is_fitted(self)
         if not hasattr(self.model, "score_data"):
             raise AttributeError(f"{type(self.model).__name__} defines no score")

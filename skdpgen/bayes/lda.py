@@ -222,6 +222,11 @@ class LDAModel(VBModel):
         return out
 
     def score_data(self, data: tuple, state: dict) -> float:
+        """Approximate log-likelihood (variational bound) of the documents: a TOTAL over them, not a mean.
+
+        The score of :class:`DPVariationalBayes`, as scikit-learn's ``LatentDirichletAllocation.score``
+        and :meth:`DPLatentDirichletAllocation.score`.
+        """
         (X,) = data
         gamma, _ = lda_e_step(X, state["exp_dirichlet_component"], self.alpha, int(self.max_doc_update_iter),
                               float(self.mean_change_tol))

@@ -113,11 +113,13 @@ class LogisticModel(VBModel):
         return Xc
 
     def prepare(self, X, y=None) -> tuple:
-        y = np.asarray(y, dtype=np.float64).ravel()
-        if not np.isin(y, (0.0, 1.0)).all():
+        y = np.asarray(y).ravel()
+        if y.dtype.kind == "O":  # numbers in an object array are fine, strings are not
+            y = np.array([v if isinstance(v, Real) else np.nan for v in y], dtype=np.float64)
+        if y.dtype.kind not in "biuf" or not np.isin(y, (0.0, 1.0)).all():
             raise ValueError("LogisticModel needs labels in {0, 1}; DPBayesianLogisticRegression maps any two "
                              "labels")
-        return self.augment(X), y
+        return self.augment(X), y.astype(np.float64)
 
     def _dim(self, n_features: int) -> int:
         return n_features + (1 if self.fit_intercept else 0)
@@ -170,6 +172,7 @@ class LogisticModel(VBModel):
         return {"precision": precision, "shift": h, "mean": cov @ h, "cov": cov}
 
     def score_data(self, data: tuple, state: dict) -> float:
+        """Mean log predictive probability of the labels, per row (the score of :class:`DPVariationalBayes`)."""
         X, y = data
         p1 = _moderated_logit(X, state["mean"], state["cov"])
         return float(np.mean(np.where(y == 1, log_expit(p1), log_expit(-p1))))
@@ -220,7 +223,8 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     intercept_scaling : float, default=1.0
         The constant appended to each row (its norm counts in :math:`R`).
     classes : array-like of shape (2,) or None, default=None
-        The two labels, declared public; ``None``: ``np.unique(y)``.
+        The two distinct labels, declared public (``classes_`` holds them sorted, as in
+        scikit-learn: the second is the positive class); ``None``: ``np.unique(y)``.
     noise_floor : float, default=1.0
         Each noisy second-moment release has its eigenvalues floored at ``noise_floor`` times
         :math:`\sigma\sqrt d` (about half the spectral norm of the noise): in directions where the
@@ -343,7 +347,10 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
                 raise ValueError(f"{type(self).__name__} needs samples of 2 classes; y has only one class "
                                  f"({classes[0]!r})")
         else:
-            classes = np.asarray(self.classes)
+            declared = np.asarray(self.classes).ravel()
+            classes = np.unique(declared)  # sorted, as scikit-learn's classes_ (scorers rely on it)
+            if classes.size != declared.size:
+                raise ValueError(f"classes has duplicate labels: {declared.tolist()}")
             if not np.isin(y, classes).all():
                 raise ValueError(f"y has labels outside the declared classes {classes.tolist()}")
         if classes.size != 2:

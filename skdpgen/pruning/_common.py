@@ -175,11 +175,70 @@ def torch_outputs(net: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> to
         net.train(was)
 
 
-def torch_targets(net: nn.Module, X_arr: np.ndarray, y_arr: np.ndarray, device, loss: str):
+def describe_labels(values, private: bool) -> str:
+    """A few offending labels for an error message; under a finite epsilon none are printed (they are private)."""
+    if private:
+        return "some labels"
+    vals = np.asarray(values, dtype=object).ravel()
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in vals[:3])
+    return f"labels {shown}{', ...' if len(vals) > 3 else ''}"
+
+
+def labels_not_in(y, classes) -> np.ndarray:
+    """The distinct values of ``y`` that are not in ``classes`` (values of another type count as absent)."""
+    y = np.asarray(y).ravel()
+    out = y[~np.isin(y, np.asarray(classes))]
+    try:
+        return np.unique(out)
+    except TypeError:  # mixed types in an object array
+        return out
+
+
+# a classifier's outputs must be logits: these final activations would be applied twice (the loss
+# applies log-softmax, predict_proba softmax)
+_PROBABILITY_OUTPUTS = (nn.Softmax, nn.Sigmoid)
+_NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+
+
+def check_logit_outputs(net: nn.Module) -> None:
+    """Raise ``ValueError`` when a classifier network ends in ``nn.Softmax`` or ``nn.Sigmoid`` (not logits).
+
+    Looks through nested ``nn.Sequential`` containers and trailing identity/dropout modules;
+    ``nn.LogSoftmax`` is accepted (log-softmax is idempotent, softmax of it is the probabilities).
+    """
+    last = net
+    while isinstance(last, nn.Sequential):
+        body = [m for m in last if not isinstance(m, _NO_OPS)]
+        if not body:
+            return
+        last = body[-1]
+    if isinstance(last, _PROBABILITY_OUTPUTS):
+        raise ValueError(f"the network ends in nn.{type(last).__name__}, but a classifier's outputs must be logits "
+                         "(the loss applies log-softmax and predict_proba applies softmax, so probabilities would be "
+                         f"transformed twice): pass the network without its final {type(last).__name__}, e.g. "
+                         "net[:-1]")
+
+
+def _as_numeric(y: np.ndarray) -> np.ndarray | None:
+    """``y`` as a numeric array, or ``None`` when it holds non-numeric values (strings)."""
+    if y.dtype.kind in "biuf":
+        return y
+    if y.dtype.kind == "O":
+        try:
+            return y.astype(np.float64)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def torch_targets(net: nn.Module, X_arr: np.ndarray, y_arr: np.ndarray, device, loss: str, private: bool = False):
     """``(task, target tensor, classes or None)`` of a torch network; ``loss``: auto, classification, regression.
 
-    ``"auto"``: classification when the network has 2 or more outputs and ``y`` holds integers in
-    ``[0, n_outputs)``; the classes are then ``0..n_outputs-1`` (public: the network's outputs).
+    ``"auto"`` decides from shapes only (public): classification when ``y`` is 1-D and the network
+    has 2 or more outputs, regression otherwise.  A classifier needs integer labels in
+    ``[0, n_outputs)`` (the classes are ``0..n_outputs-1``, public: the network's outputs) and
+    logits as outputs (:func:`check_logit_outputs`).  ``private``: a finite epsilon, so error
+    messages do not print label values.
     """
     with torch.no_grad():
         was = net.training
@@ -188,24 +247,65 @@ def torch_targets(net: nn.Module, X_arr: np.ndarray, y_arr: np.ndarray, device, 
         net.train(was)
     n_out = int(out.reshape(1, -1).shape[1])
     y_arr = np.asarray(y_arr)
-    integral = y_arr.ndim == 1 and bool(np.all(np.isfinite(y_arr))) and bool(np.all(np.mod(y_arr, 1) == 0))
-    in_range = integral and y_arr.min() >= 0 and y_arr.max() < n_out
-    if loss == "classification" or (loss == "auto" and n_out >= 2 and in_range):
-        if not in_range:
-            raise ValueError(f"a torch classifier needs integer labels in [0, {n_out}), got {np.unique(y_arr)[:10]}")
-        return "multiclass", torch.as_tensor(y_arr.astype(np.int64), device=device), np.arange(n_out)
-    Y = y_arr.reshape(len(y_arr), -1).astype(np.float32)
+    y_num = _as_numeric(y_arr)
+    if loss == "classification" or (loss == "auto" and n_out >= 2 and y_arr.ndim == 1):
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            y_arr, y_num = y_arr.ravel(), None if y_num is None else y_num.ravel()
+        if y_arr.ndim != 1:
+            raise ValueError(f"a torch classifier needs one integer class label per row; y has shape {y_arr.shape}")
+        need = f"a torch classifier with {n_out} outputs needs integer class labels 0..{n_out - 1}"
+        hint = ("" if loss != "auto" else " (loss='auto' reads a 1-D y as class labels when the network has 2 or more "
+                "outputs; for regression give y one column per output, or set loss='regression')")
+        if y_num is None:
+            raise ValueError(f"{need}; y holds non-numeric labels (dtype {y_arr.dtype}): encode them first, e.g. with "
+                             f"sklearn.preprocessing.LabelEncoder{hint}")
+        y_num = y_num.astype(np.float64)
+        bad = ~np.isfinite(y_num) | (np.mod(y_num, 1) != 0) | (y_num < 0) | (y_num >= n_out)
+        if bad.any():
+            shown = np.unique((y_arr if y_arr.dtype.kind in "biuf" else y_num)[bad])
+            raise ValueError(f"{need}; y has {describe_labels(shown, private)} outside that range{hint}")
+        check_logit_outputs(net)
+        return "multiclass", torch.as_tensor(y_num.astype(np.int64), device=device), np.arange(n_out)
+    if y_num is None:
+        raise ValueError(f"regression targets must be numeric; y has dtype {y_arr.dtype}")
+    Y = y_num.reshape(len(y_num), -1).astype(np.float32)
     if Y.shape[1] != n_out:
         raise ValueError(f"y has {Y.shape[1]} outputs but the network has {n_out}")
     return "regression", torch.as_tensor(Y, device=device), None
 
 
-def mlp_targets(mlp, y, device) -> tuple[str, torch.Tensor]:
-    """``(task, target tensor)`` of a fitted scikit-learn MLP for labels/targets ``y``."""
+def mlp_targets(mlp, y, device, private: bool = False) -> tuple[str, torch.Tensor]:
+    """``(task, target tensor)`` of a fitted scikit-learn MLP for labels/targets ``y``.
+
+    The labels of a classifier must be among the MLP's ``classes_`` (for a multilabel MLP: one
+    0/1 column per class); unknown labels raise ``ValueError`` (the label binarizer would encode
+    them as all zeros, i.e. silently as the first class).  ``private``: a finite epsilon, so error
+    messages do not print label values.
+    """
     from sklearn.neural_network import MLPClassifier
 
     if isinstance(mlp, MLPClassifier):
-        Y = mlp._label_binarizer.transform(y)
+        y = np.asarray(y)
+        classes = mlp.classes_
+        if mlp._label_binarizer.y_type_ == "multilabel-indicator":
+            if y.ndim != 2 or y.shape[1] != len(classes):
+                raise ValueError(f"the MLP is a multilabel classifier with {len(classes)} label columns; y has shape "
+                                 f"{y.shape}")
+            bad = [j for j in range(y.shape[1]) if labels_not_in(y[:, j], (0, 1)).size]
+            if bad:
+                where = "" if private else f" (columns {bad[:5]})"
+                raise ValueError(f"a multilabel y needs 0/1 indicators in every column; y has other values{where}")
+            Y = y.astype(np.float32)
+        else:
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.ravel()
+            if y.ndim != 1:
+                raise ValueError(f"the MLP is a single-output classifier; y has shape {y.shape}")
+            unknown = labels_not_in(y, classes)
+            if unknown.size:
+                raise ValueError(f"y has {describe_labels(unknown, private)} that the MLP was not fitted on (its "
+                                 f"classes_ are {classes.tolist()})")
+            Y = mlp._label_binarizer.transform(y)
         if mlp.out_activation_ == "softmax":
             return "multiclass", torch.as_tensor(np.argmax(Y, axis=1), device=device)
         task = "binary" if Y.shape[1] == 1 else "multilabel"

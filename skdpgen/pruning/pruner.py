@@ -298,9 +298,12 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     min_units : int, default=1
         Units every layer keeps at least.
     loss : {"auto", "classification", "regression"}, default="auto"
-        For torch networks only: cross-entropy on integer labels ``0..C-1`` (outputs are logits),
-        or squared error.  ``"auto"``: classification when the network has 2 or more outputs and
-        ``y`` holds integers in ``[0, C)``.  Scikit-learn MLPs use their own loss.
+        For torch networks only: cross-entropy on integer labels ``0..C-1`` (the network's ``C``
+        outputs must be logits: a final ``nn.Softmax``/``nn.Sigmoid`` is refused, pass the network
+        without it), or squared error.  ``"auto"`` decides from shapes only: classification when
+        ``y`` is 1-D and the network has 2 or more outputs (labels outside ``0..C-1`` then raise),
+        regression otherwise.  Scikit-learn MLPs use their own loss; their labels must be among the
+        MLP's ``classes_``.
     prior_concentration : float, default=0.5
         :math:`\alpha_0` of the symmetric Dirichlet prior (below 1 favours sparse importances).
     init_concentration : float, default=3.0
@@ -387,6 +390,9 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         Minibatch steps of the gate fit (0 for the baselines).
     task_ : str
         ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
+    classes_ : ndarray
+        Classifiers only: the MLP's ``classes_``, or ``0..C-1`` for a torch classifier with
+        ``C`` outputs (what scikit-learn's scorers read, e.g. ``roc_auc``).
     n_samples_estimate_ : float
         With ``epsilon``: the DP row count used for the sampling rate and the KL weight.
     privacy_report_ : dict
@@ -547,8 +553,11 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         seeds = derive_seeds(self.random_state, 6)
         device = resolve_device(self.device)
         private = self.epsilon is not None
+        strict = private and math.isfinite(float(self.epsilon))  # error messages must not print labels
         owner = f"{type(self).__name__}#{id(self):x}"
         est = self.estimator
+        if hasattr(self, "classes_"):  # from an earlier fit
+            del self.classes_
         if is_sklearn_mlp(est):
             if not C.is_fitted(est):
                 if private:
@@ -559,13 +568,15 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
                 est = copy.deepcopy(est)
             X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, dtype=(np.float64, np.float32))
             net = mlp_to_torch(est, device=device)
-            task, Yt = C.mlp_targets(est, y_arr, device)
+            task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
+            if hasattr(est, "classes_"):  # scorers (roc_auc, neg_log_loss) need it
+                self.classes_ = est.classes_
         elif isinstance(est, nn.Module):
             est = copy.deepcopy(est)
             X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, allow_nd=True,
-                                         dtype=(np.float32, np.float64), y_numeric=True)
+                                         dtype=(np.float32, np.float64))
             net = est.to(device)
-            task, Yt = self._torch_targets(net, X_arr, y_arr, device)
+            task, Yt = self._torch_targets(net, X_arr, y_arr, device, strict)
         else:
             raise TypeError("estimator must be an MLPClassifier, an MLPRegressor or a torch.nn.Sequential, got "
                             f"{type(est).__name__}")
@@ -727,8 +738,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         """Passes of the gate fit: ``epochs``, or more when that is fewer than ``min_steps`` steps."""
         return max(float(self.epochs), self.min_steps / steps_per_epoch)
 
-    def _torch_targets(self, net, X_arr, y_arr, device):
-        task, Yt, classes = C.torch_targets(net, X_arr, y_arr, device, self.loss)
+    def _torch_targets(self, net, X_arr, y_arr, device, private: bool):
+        task, Yt, classes = C.torch_targets(net, X_arr, y_arr, device, self.loss, private=private)
         if classes is not None:
             self.classes_ = classes
         return task, Yt

@@ -98,8 +98,14 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
     learning_rate : float, default=0.01
         Adam learning rate.
     classes : array-like or None, default=None
-        The public label set of a classification target.  Required with a finite ``epsilon`` and
-        no ``estimator`` (the labels present in ``y`` are private); otherwise taken from ``y``.
+        The public label set of a classification target, for the own network
+        (``estimator=None``; a given estimator has its own classes).  With ``classes`` the task is
+        classification whatever the values of ``y``, and labels of ``y`` outside ``classes``
+        raise ``ValueError`` (under a finite ``epsilon`` the message names no label).  Without
+        ``classes``: under a finite ``epsilon`` the task is regression and ``y`` must have a float
+        dtype (integer, boolean or string labels raise: declare ``classes``), since the task must
+        not depend on private values; without privacy it is inferred from ``y``
+        (``type_of_target``).
     epsilon : float or None, default=None
         With a float, the gate, the importance network and the own network are trained with
         DP-SGD (:func:`skdpgen.dpsgd.train_dpsgd`); see Notes.
@@ -259,14 +265,14 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
             else:
                 est = copy.deepcopy(est)
             net = mlp_to_torch(est, device=device)
-            task, Yt = C.mlp_targets(est, y_arr, device)
+            task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
             if hasattr(est, "classes_"):
                 self.classes_ = est.classes_
             own = False
             self.estimator_ = est
         elif isinstance(est, nn.Module):
             net = copy.deepcopy(est).to(device).float()
-            task, Yt, classes = C.torch_targets(net, X_arr, y_arr, device, "auto")
+            task, Yt, classes = C.torch_targets(net, X_arr, y_arr, device, "auto", private=strict)
             self.classes_ = classes
             own = False
             self.estimator_ = est
@@ -363,26 +369,43 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
         self._gate = model["gate"]
         return self
 
-    def _own_targets(self, y, strict: bool, device):
+    def _own_targets(self, y, strict: bool, device) -> tuple[str, torch.Tensor]:
+        """``(task, target tensor)`` of the own network; sets ``classes_`` for classification.
+
+        With ``classes``: classification, always; labels of ``y`` outside ``classes`` raise.
+        Without, under a finite ``epsilon`` (``strict``): regression, and ``y`` must have a float
+        dtype (labels raise, asking for ``classes=``); the task never depends on the values of
+        ``y``.  Otherwise (no privacy) the task is inferred from ``y`` with ``type_of_target``.
+        """
+        y = np.asarray(y)
+        if self.classes is not None:
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.ravel()
+            if y.ndim != 1:
+                raise ValueError(f"classes= declares a classification target, which needs one label per row; y has "
+                                 f"shape {y.shape}")
+            enc = LabelEncoder().fit(np.asarray(self.classes).ravel())
+            if len(enc.classes_) < 2:
+                raise ValueError(f"classes must hold at least 2 labels, got {enc.classes_.tolist()}")
+            unknown = C.labels_not_in(y, enc.classes_)
+            if unknown.size:
+                raise ValueError(f"y has {C.describe_labels(unknown, strict)} not in classes={enc.classes_.tolist()}")
+            self.classes_ = enc.classes_
+            return "multiclass", torch.as_tensor(enc.transform(y).astype(np.int64), device=device)
+        if strict:
+            if y.dtype.kind != "f":
+                raise ValueError("with a finite epsilon the task is not read from the private y: for classification "
+                                 "pass the public label set as classes=; without classes= y is a regression target "
+                                 f"and must have a float dtype (got {y.dtype})")
+            return "regression", torch.as_tensor(y.reshape(len(y), -1).astype(np.float32), device=device)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind in ("binary", "multiclass"):
-            y1 = np.asarray(y).reshape(-1)
-            if self.classes is not None:
-                classes = np.asarray(self.classes)
-                enc = LabelEncoder().fit(classes)
-                unknown = np.setdiff1d(np.unique(y1), enc.classes_)
-                if len(unknown):
-                    raise ValueError(f"y has labels {unknown[:10]} not in classes")
-            elif strict:
-                raise ValueError("with epsilon, the label set is private: pass the public label set as classes=")
-            else:
-                enc = LabelEncoder().fit(y1)
+            enc = LabelEncoder().fit(y.reshape(-1))
             self.classes_ = enc.classes_
-            return "multiclass", torch.as_tensor(enc.transform(y1).astype(np.int64), device=device)
-        if kind in ("continuous", "continuous-multioutput", "multiclass-multioutput") or (
-                kind == "multilabel-indicator"):
+            return "multiclass", torch.as_tensor(enc.transform(y.reshape(-1)).astype(np.int64), device=device)
+        if kind in ("continuous", "continuous-multioutput", "multiclass-multioutput", "multilabel-indicator"):
             Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-            if not strict and self.epsilon is None:
+            if self.epsilon is None:  # epsilon=inf: no data-derived scaling either (same code as private)
                 mu, sd = Y.mean(0), Y.std(0)
                 Y = (Y - mu) / np.where(sd > 0, sd, 1.0)
             return "regression", torch.as_tensor(Y.astype(np.float32), device=device)
