@@ -40,14 +40,19 @@ with per-example losses :math:`\ell_i(\theta)`:
    :math:`a, g` by one weighted matrix product per layer (no second backward pass):
    :math:`\sum_i c_{i,k} \sum_t g_{i,t} a_{i,t}^\top`.
 4. **Noise and step.**  :math:`\tilde g = \bigl(\sum_{i \in B_t} \bar g_i + \mathcal{N}(0,
-   \sigma^2 C^2 I)\bigr) / (qN)`, written into ``.grad``; any torch optimizer then steps.
+   \sigma^2 C^2 I)\bigr) / b`, written into ``.grad``; any torch optimizer then steps.  The
+   divisor :math:`b` is the expected batch size: :math:`qN` when :math:`N` is public, and the
+   configured ``batch_size`` when the sampling rate comes from a released row count
+   (``sample_rate``), so that the weights depend on released values only.
 
 The noise multiplier :math:`\sigma` is calibrated to the target :math:`(\varepsilon, \delta)`
 for :math:`T = \mathrm{round}(\text{epochs} / q)` steps with
 :func:`skdpgen.privacy.calibrate_subsampled_noise` (Opacus PRV or RDP accountant), and the run is
 recorded as ONE :meth:`~skdpgen.privacy.PrivacyRelease.subsampled` release.  Neighbouring
-relation: add/remove one row.  Like Opacus and the DP-SGD literature, the number of rows
-:math:`N` is treated as public (it sets :math:`q` and :math:`T`).
+relation: add/remove one row.  Without ``sample_rate``, like Opacus and the DP-SGD literature, the
+number of rows :math:`N` is treated as public (it sets :math:`q`, :math:`T` and the divisor
+:math:`qN`); with ``sample_rate`` (computed by the caller from a DP or public row count), :math:`N`
+is used only to draw the Poisson samples.
 
 References
 ----------
@@ -110,7 +115,10 @@ class DPSGDConfig:
         Expected passes over the data: the number of steps is :math:`\mathrm{round}(\text{epochs}/q)`
         (at least 1).
     batch_size : int, default=256
-        Expected batch size :math:`b`; the sampling rate is :math:`q = \min(1, b / N)`.
+        Expected batch size :math:`b`; the sampling rate is :math:`q = \min(1, b / N)` and the
+        clipped, noised gradient sum is divided by :math:`qN` (:math:`N` treated as public).  With
+        ``sample_rate`` given, the sum is divided by ``batch_size`` instead: set it to the expected
+        batch size :math:`q \hat N` computed from the released row count :math:`\hat N`.
     max_grad_norm : float or None, default=1.0
         Total clipping threshold :math:`C` (the L2 sensitivity of one step).  ``None`` (only with
         ``epsilon=inf``) disables clipping.
@@ -158,7 +166,10 @@ class DPSGDConfig:
     sample_rate : float or None, default=None
         Poisson sampling rate :math:`q` to use instead of ``batch_size / N``.  The rate and the
         number of steps are released (in the ledger record), so with the true row count N they
-        reveal N: estimators pass a rate computed from a DP (or public) row count instead.
+        reveal N: estimators pass a rate computed from a DP (or public) row count :math:`\hat N`
+        instead, e.g. ``sample_rate = batch_size / N_hat`` with :math:`\hat N \ge` ``batch_size``.
+        The update is then divided by ``batch_size`` (not by :math:`qN`), so the exact N reaches
+        neither the release nor the weights (only the Poisson sampling reads it).
     noise_multiplier : float or None, default=None
         Use this :math:`\sigma` instead of calibrating it to ``(epsilon, delta)``: for an estimator
         that runs several trainings with one noise level calibrated for all their steps together
@@ -734,7 +745,8 @@ def train_dpsgd(model: nn.Module, per_example_loss: PerExampleLoss, data: Batch,
     Notes
     -----
     Each step adds :math:`\mathcal{N}(0, \sigma^2 C^2 I)` to the clipped gradient sum and
-    divides by the expected batch size :math:`qN`.  The run is ``steps`` Poisson-subsampled
+    divides by the expected batch size (:math:`qN`, or ``batch_size`` when ``sample_rate`` is
+    given: see :class:`DPSGDConfig`).  The run is ``steps`` Poisson-subsampled
     Gaussian mechanisms of sensitivity :math:`C` (add/remove one row): ``noise_multiplier``
     :math:`\sigma`, ``sample_rate`` :math:`q`.  After early stopping (on public information only)
     the release covers the steps actually taken.  If training raises after a step, the planned
@@ -781,7 +793,7 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
     if ledger is not None:
         ledger.check([planned_release])
     noise_std = sigma * sensitivity if sigma > 0 else 0.0
-    scale = 1.0 / (q * n_rows)
+    scale = _update_scale(config, n_rows)
     optimizer = _make_optimizer(config, params)
     scheduler = config.scheduler(optimizer, planned) if config.scheduler is not None else None
     history: dict[str, list[float]] = {"loss": [], "batch_size": []} if config.diagnostics else {}
@@ -829,6 +841,19 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
     return DPSGDResult(noise_multiplier=float(sigma), sample_rate=q, steps=done, planned_steps=planned,
                        epsilon=final.epsilon, delta=final.delta, release=final, stopped_early=stopped,
                        history=history)
+
+
+def _update_scale(config: DPSGDConfig, n_rows: int) -> float:
+    r"""``1 / b``: the factor applied to the noisy clipped gradient sum, from public or released values.
+
+    With ``config.sample_rate`` (computed by the caller from a released row count :math:`\hat N`),
+    :math:`b` is ``config.batch_size`` (:math:`= q \hat N`): the private row count ``n_rows`` must
+    not reach the weights.  Without it, ``n_rows`` is public by the caller's choice and
+    :math:`b = qN = \min(\text{batch\_size}, N)`.
+    """
+    if config.sample_rate is not None:
+        return 1.0 / float(config.batch_size)
+    return 1.0 / (min(1.0, config.batch_size / n_rows) * n_rows)
 
 
 @torch.no_grad()

@@ -293,6 +293,33 @@ def test_noise_std_on_gradient():
     assert res.release.noise_std == pytest.approx(res.noise_multiplier * 0.7)
 
 
+def test_update_scale_uses_released_values_only(monkeypatch):
+    """With a sample rate from a released row count, the exact row count does not reach the weights."""
+    import skdpgen.dpsgd as dpsgd
+
+    scales = []
+    original = dpsgd._noise_and_scale_
+
+    def record(params, noise_std, scale, generator):
+        scales.append(scale)
+        original(params, noise_std, scale, generator)
+
+    monkeypatch.setattr(dpsgd, "_noise_and_scale_", record)
+    model = make_linear(3, 1, torch_generator(0), "cpu")
+    loss = lambda m, b: m(b)[:, 0] ** 2  # noqa: E731
+    n_hat, b = 1000.0, 50  # the released row count sets the rate: q = b / n_hat
+    for n in (1000, 1001):  # neighbouring datasets
+        cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=0.05, batch_size=b, sample_rate=b / n_hat)
+        train_dpsgd(model, loss, torch.randn(n, 3, generator=torch_generator(n)), cfg, generator=torch_generator(1))
+    assert scales == [1 / b, 1 / b]
+    # without sample_rate, N is public and the divisor is q N = min(batch_size, N)
+    scales.clear()
+    for n, expected in ((1000, 1 / 50), (30, 1 / 30)):
+        cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=0.05, batch_size=50)
+        train_dpsgd(model, loss, torch.randn(n, 3, generator=torch_generator(n)), cfg, generator=torch_generator(1))
+        assert scales[-1] == pytest.approx(expected)
+
+
 def test_ledger_records_one_calibrated_release():
     model, data = _make("mlp")
     data = torch.randn(200, 6, dtype=torch.float64, generator=torch_generator(4))

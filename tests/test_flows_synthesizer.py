@@ -195,7 +195,7 @@ def test_categorical_order_and_bad_label():
     flow = DPFlowSynthesizer(schema=LSCHEMA, categorical_order=["g"], epsilon=math.inf, random_state=0,
                              **{**FAST, "epochs": 1}).fit(X, y)
     assert [grp[0] for grp in flow._groups] == ["g", "lab", "k"]
-    with pytest.raises(ValueError, match="also a column of X"):
+    with pytest.raises(ValueError, match="(also|like) a column of X"):
         DPFlowSynthesizer(schema=LSCHEMA, random_state=0, **FAST).fit(X.assign(lab=y), y)
 
 
@@ -226,3 +226,70 @@ def test_missing_values_are_modelled_and_reproduced():
     assert np.isfinite(flow.score_samples(X)).all()
     only_missing = flow.sample(200, random_state=1, given={"c": None})
     assert only_missing["c"].isna().all()
+    # a nullable continuous column can be fixed to "missing", never to a value (its indicator is not its value)
+    assert flow.sample(100, random_state=2, given={"v": None})["v"].isna().all()
+    with pytest.raises(ValueError, match="cannot be conditioned on a value") as err:
+        flow.sample(5, given={"v": 0.0})
+    assert "(discrete: ['c'])" in str(err.value)
+
+
+TINY = dict(n_layers=2, hidden=(16, 16), epochs=1, batch_size=256, device="cpu")
+
+
+@pytest.mark.parametrize("labels, rare", [(["no", "yes"], "rare"), ([0, 1], 7)])
+def test_unreleased_labels_are_left_out_with_a_warning(labels, rare):
+    # without a schema the classes are estimated with DP: a label held by 3 rows does not pass the
+    # threshold; its rows are left out (not merged into an "(other)" class that sample would return)
+    rng = np.random.default_rng(11)
+    n = 3000
+    X = pd.DataFrame({"a": rng.normal(0, 1, n).clip(-4, 4)})
+    y = pd.Series(rng.choice(np.asarray(labels, dtype=object), n), name="lab")
+    y[:3] = rare
+    with pytest.warns(UserWarning, match="some rows have labels") as record:
+        flow = DPFlowSynthesizer(epsilon=5.0, random_state=0, **TINY).fit(X, y)
+    message = next(str(w.message) for w in record if "some rows" in str(w.message))
+    assert not any(ch.isdigit() for ch in message)  # the number of rows left out is not released
+    assert sorted(flow.classes_.tolist()) == sorted(labels)
+    _, Sy = flow.sample(2000, random_state=0, return_y=True)
+    assert Sy.notna().all() and set(Sy) <= set(labels)
+    assert flow.encoder_.schema_["lab"].unknown == "error"
+    scores = flow.score_samples(X.iloc[:6], y.iloc[:6])  # a label that is not a class has probability 0
+    assert np.isneginf(scores[:3]).all() and np.isfinite(scores[3:]).all()
+
+
+def test_integer_values_out_of_bounds_or_fractional_score_minus_inf():
+    rng = np.random.default_rng(12)
+    n = 600
+    X = pd.DataFrame({"k": pd.array(rng.integers(0, 5, n), dtype="Int64"), "a": rng.normal(0, 1, n).clip(-4, 4),
+                      "w": rng.integers(0, 100, n)})
+    X.loc[::10, "k"] = pd.NA
+    schema = {"k": {"type": "integer", "bounds": [0, 4], "nullable": True},
+              "a": {"type": "continuous", "bounds": [-4, 4]}, "w": {"type": "integer", "bounds": [0, 99]}}
+    flow = DPFlowSynthesizer(schema=schema, epsilon=math.inf, random_state=0, **TINY).fit(X)
+    assert [g[2] for g in flow._groups if g[0] == "k"] == ["levels", "onehot"]  # k is discrete, w dequantised
+    k = pd.array([0, 4, pd.NA, 7, -1, 5, 2.4], dtype=object)
+    scores = flow.score_samples(pd.DataFrame({"k": k, "a": 0.0, "w": 10}))
+    assert np.isfinite(scores[:3]).all() and np.isneginf(scores[3:]).all()
+    # a wide (dequantised) integer column: a fractional value has probability 0 too
+    scores = flow.score_samples(pd.DataFrame({"k": 1, "a": 0.0, "w": [0, 99, 10.5, 99.4, -0.3]}))
+    assert np.isfinite(scores[:2]).all() and np.isneginf(scores[2:]).all()
+
+
+def test_unreachable_epsilon_error_names_the_users_epsilon():
+    X = mixed_table(300, 13)
+    with pytest.raises(ValueError, match=r"at epsilon=0\.001:.*use fewer epochs.* a larger epsilon"):
+        DPFlowSynthesizer(schema=SCHEMA, epsilon=0.001, random_state=0, **{**TINY, "batch_size": 64}).fit(X)
+
+
+def test_inferred_categorical_dtype_does_not_leak_rare_values():
+    import pickle
+
+    rng = np.random.default_rng(14)
+    n = 3000
+    values = rng.choice(["red", "green", "blue"], n).astype(object)
+    values[17] = "RARE_PERSON_NAME"
+    X = pd.DataFrame({"c": pd.Categorical(values), "a": rng.normal(0, 1, n).clip(-4, 4)})
+    flow = DPFlowSynthesizer(epsilon=5.0, random_state=0, **TINY).fit(X)
+    assert b"RARE_PERSON_NAME" not in pickle.dumps(flow)
+    assert "RARE_PERSON_NAME" not in list(flow.dtypes_["c"].categories)
+    assert "RARE_PERSON_NAME" not in set(flow.sample(500, random_state=0)["c"].astype(object))

@@ -67,3 +67,29 @@ def test_evaluate_errors(data):
         evaluate(real, good, target="nope")
     with pytest.raises(ValueError, match="sections"):
         evaluate(real, good, sections=["speed"])
+    with pytest.raises(ValueError, match=r"unknown sections \['speed'\]"):
+        evaluate(real, good, sections="speed")
+
+
+def test_evaluate_single_section_string(data):
+    real, good, _, _ = data
+    rep = evaluate(real, good, sections="fidelity")  # a string is one section, not its characters
+    assert set(rep["section"]) == {"fidelity"}
+
+
+def test_evaluate_nullable_numeric_columns(data):
+    # the synthesizers return Int64 / Float64 columns with pd.NA; every section must accept them
+    real, good, test, _ = data
+    tables = []
+    for frame in (real, good, test):
+        frame = frame.copy()
+        frame["z"] = pd.array(frame["z"].to_numpy(), dtype="Int64")
+        frame.loc[::9, "z"] = pd.NA
+        frame["x"] = pd.array(frame["x"].to_numpy(), dtype="Float64")
+        frame.loc[::11, "x"] = pd.NA
+        tables.append(frame)
+    schema = {**SCHEMA, "x": {**SCHEMA["x"], "nullable": True}, "z": {**SCHEMA["z"], "nullable": True}}
+    for sch in (schema, None):
+        rep = evaluate(tables[0], tables[1], target="y", schema=sch, test=tables[2], max_rows=600)
+        assert set(rep["section"]) == {"fidelity", "utility", "privacy"}
+        assert rep["value"].notna().all()

@@ -113,3 +113,26 @@ def test_tstr_scorer_in_grid_search():
     scores = search.cv_results_["mean_test_score"]
     assert scores[0] > scores[1]
     assert tstr_scorer(metric="r2").__name__ == "tstr_r2"
+
+
+def nullable(X):
+    """``X`` with nullable numeric dtypes holding ``pd.NA``, as the synthesizers produce."""
+    out = X.copy()
+    out["a"] = pd.array(out["a"].to_numpy(), dtype="Float64")
+    out.loc[::7, "a"] = pd.NA
+    out["k"] = pd.array(np.arange(len(out)) % 5, dtype="Int64")
+    out.loc[::5, "k"] = pd.NA
+    return out
+
+
+def test_tstr_with_nullable_numeric_columns():
+    # Int64 / Float64 columns with pd.NA used to crash the ColumnTransformer's "num" passthrough
+    rng = np.random.default_rng(4)
+    X, y = classification(400, rng)
+    Xte, yte = classification(200, rng)
+    X, Xte = nullable(X), nullable(Xte)
+    assert 0.5 < tstr_score(Resampler(X, y), Xte, yte) <= 1.0
+    table = tstr_evaluate(X, y, Xte, yte, X_train=X, y_train=y)
+    assert table[["synthetic", "real"]].notna().all().all()
+    for model in default_models("classification", X).values():  # also when used directly
+        assert model.fit(X, y).predict(Xte).shape == (len(Xte),)

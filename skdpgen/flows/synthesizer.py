@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -79,7 +80,8 @@ class DPFlowSynthesizer(BaseSynthesizer):
     continuous columns a log-density with the Jacobian of the public scaling.  Wide integer
     columns are scored by the dequantised density at the integer (an estimate of
     :math:`\log P(k) \ge E_u \log p(k + u)`); a missing continuous value is scored at the middle of
-    its range in model units (a one-point estimate of the marginal).  After ``fit(X, y)``,
+    its range in model units (a one-point estimate of the marginal).  A value outside the public
+    bounds, or a non-integer value of an integer column, has log-density ``-inf``.  After ``fit(X, y)``,
     ``score_samples(X)`` marginalises the target exactly (a sum over its classes) and
     ``score_samples(X, y)`` is the joint density.
 
@@ -218,7 +220,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         y : array-like of shape (n_samples,), optional
             A categorical label, modelled as a discrete column placed early in the autoregressive
             order (after ``categorical_order``); ``sample(..., return_y=True)`` returns it, and
-            ``sample(..., given={target: value})`` samples one class exactly.
+            ``sample(..., given={target: value})`` samples one class exactly.  Without a declared
+            target in the schema, the classes are estimated with DP; rows whose label does not pass
+            the threshold are left out of the fit (with a warning), so every sampled label is in
+            ``classes_``.
         """
         self._setup_fit(n_seeds=8)
         Xf = self._check_X(X, reset=True)
@@ -233,7 +238,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
             if target_name in Xf.columns:
                 raise ValueError(f"the label {target_name!r} is also a column of X; give it once")
             self.target_name_ = target_name
-            target_spec = replace(target_spec, name=target_name)
+            Xf, ys = _drop_unreleased_labels(Xf, ys, target_spec)
+            # every label in the model (and so every sampled label) is one of classes_
+            target_spec = replace(target_spec, name=target_name, unknown="error")
             self.classes_ = np.asarray(target_spec.categories, dtype=object)
             table = Xf.assign(**{target_name: ys.to_numpy()})
             joint = Schema([*feature_schema.columns.values(), target_spec])
@@ -249,8 +256,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
         q = min(1.0, int(self.batch_size) / n_hat)
         steps_each = max(1, round(float(self.epochs) / q))
         eps_sgd, delta_sgd = budget["dpsgd"]
-        sigma = 0.0 if math.isinf(eps_sgd) else calibrate_subsampled_noise(
-            eps_sgd, delta_sgd, q, steps_each * int(self.n_components), self.accountant)
+        sigma = self._calibrate(eps_sgd, delta_sgd, q, steps_each * int(self.n_components))
         planned = [*schema_releases, count_release, *self._planned_searches(budget, owner),
                    PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
                                              steps=steps_each * int(self.n_components), delta=delta_sgd,
@@ -276,6 +282,24 @@ class DPFlowSynthesizer(BaseSynthesizer):
             + self.accountant.upper() + " accountant (Poisson-subsampled Gaussian, all components as one "
             "run); composed by the ledger")
         return self
+
+    def _calibrate(self, eps_sgd: float, delta_sgd: float, q: float, steps: int) -> float:
+        """Noise multiplier of the DP-SGD share; an unreachable target is explained in the user's terms."""
+        if math.isinf(eps_sgd):
+            return 0.0
+        try:
+            return calibrate_subsampled_noise(eps_sgd, delta_sgd, q, steps, self.accountant)
+        except ValueError as exc:
+            if "no noise multiplier" not in str(exc):
+                raise
+            advice = "fewer epochs, a larger batch_size or a larger epsilon" if q < 1 else \
+                "fewer epochs or a larger epsilon (every row is already in every batch)"
+            raise ValueError(
+                f"{type(self).__name__} cannot be trained at epsilon={float(self.epsilon):g}: the DP-SGD part "
+                f"of the budget would need a noise multiplier above 1e4 for {steps} step(s) at sampling rate "
+                f"{q:.3g} (epochs={self.epochs}, batch_size={self.batch_size}"
+                + (f", n_components={self.n_components}" if int(self.n_components) > 1 else "")
+                + f"); use {advice}") from exc
 
     def _clip_norm(self) -> float | None:
         return None if math.isinf(float(self.epsilon)) else float(self.max_grad_norm)
@@ -476,7 +500,8 @@ class DPFlowSynthesizer(BaseSynthesizer):
         random_state : int, RandomState or None
         given : dict {column: value}, optional
             Sample conditionally on discrete columns (categorical, boolean, the label, narrow
-            integer columns), e.g. ``{"sex": "Female"}``.  Exact, with no rejection loop, when the
+            integer columns), e.g. ``{"sex": "Female"}``; a nullable continuous column can only be
+            fixed to a missing value (``None``), never to a value.  Exact, with no rejection loop, when the
             given columns lead the autoregressive order (the label of ``fit(X, y)`` does, and
             ``categorical_order`` puts others there): the component and chart are drawn from their
             posterior, then the other columns from the model with the given values fixed.
@@ -511,19 +536,23 @@ class DPFlowSynthesizer(BaseSynthesizer):
             return {}
         if not isinstance(given, dict):
             raise TypeError(f"given must be a dict {{column: value}}, got {type(given).__name__}")
-        names = [g[0] for g in self._groups]
+        continuous = {b.column for b in self._cont_blocks}
+        discrete = sorted({g[0] for g in self._groups} - continuous)
         fixed = {}
         for column, value in given.items():
             column = str(column)
             if column not in self._joint_schema.columns:
                 raise ValueError(f"given names an unknown column {column!r}")
-            matches = [i for i, g in enumerate(self._groups) if g[0] == column]
-            if not matches:
+            spec = self._joint_schema[column]
+            missing = value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value))
+            if column in continuous and not (missing and spec.nullable):
+                # a nullable continuous column only has a discrete missing indicator: its value is not fixable
                 raise ValueError(f"given can only fix discrete columns (categorical, boolean, the label or "
                                  f"integer columns with <= max_discrete_levels values); {column!r} is "
-                                 f"continuous in the model (discrete: {sorted(set(names))})")
-            spec = self._joint_schema[column]
-            missing = value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+                                 "continuous in the model, and continuous columns cannot be conditioned on a value"
+                                 + ("; being nullable, it can be fixed to missing (None)" if spec.nullable else "")
+                                 + f" (discrete: {discrete})")
+            matches = [i for i, g in enumerate(self._groups) if g[0] == column]
             for i in matches:
                 _, b, kind, size = self._groups[i]
                 if b.role == "missing":
@@ -551,14 +580,18 @@ class DPFlowSynthesizer(BaseSynthesizer):
     def score_samples(self, X, y=None) -> np.ndarray:
         """Log-density of each row in the original units (see the class docstring).
 
-        After ``fit(X, y)``: with ``y`` the joint density of ``(x, y)``, without it the density of
-        ``x`` with the label summed out exactly.
+        After ``fit(X, y)``: with ``y`` the joint density of ``(x, y)`` (``-inf`` for a label not in
+        ``classes_``), without it the density of ``x`` with the label summed out exactly.
         """
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
         ys = None if y is None else self._check_y(y, len(Xf))
         if ys is not None and self.target_name_ is None:
             raise ValueError("y was given but the model was fitted without a label")
+        unknown = None
+        if ys is not None:  # a label that is not a class has probability 0
+            unknown = pd.Index(list(self.classes_), dtype=object).get_indexer(ys.to_numpy(dtype=object)) < 0
+            ys = ys.astype(object).where(~unknown, self.classes_[0])
         model = copy.deepcopy(self.model_)
         for comp in model.components:
             comp.double()  # float64: a row's score does not depend on the batch (BLAS blocking)
@@ -571,11 +604,30 @@ class DPFlowSynthesizer(BaseSynthesizer):
                     Xf.assign(**{self.target_name_: np.repeat(np.asarray([c], dtype=object), len(Xf))}),
                     torch.float64), None)).cpu().numpy() for c in self.classes_]
                 logp = np.logaddexp.reduce(np.stack(terms), axis=0)
-        return logp + self._log_jacobian(Xf)
+        if unknown is not None:
+            logp[unknown] = -np.inf
+        return logp + self._log_jacobian(Xf) + self._integer_support(Xf)
 
     def score(self, X, y=None) -> float:
         """Mean log-density per row (:meth:`score_samples`), for model selection on held-out rows."""
         return float(np.mean(self.score_samples(X, y)))
+
+    def _integer_support(self, X: pd.DataFrame) -> np.ndarray:
+        """0, or -inf for a row with an integer column's value outside its bounds or not an integer.
+
+        The encoder clips and rounds such values, which would give them the probability of a valid
+        one; a missing value (nullable column) keeps its own meaning.
+        """
+        total = np.zeros(len(X))
+        for name, spec in self._joint_schema.columns.items():
+            if spec.kind != "integer" or name not in X.columns:
+                continue
+            lo, hi = spec.bounds
+            x = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                valid = np.isnan(x) | ((x >= lo) & (x <= hi) & (np.round(x) == x))
+            total[~valid] = -np.inf
+        return total
 
     def _log_jacobian(self, X: pd.DataFrame) -> np.ndarray:
         """log |d flow-space / d original units| summed over the continuous coordinates of each row."""
@@ -595,6 +647,27 @@ class DPFlowSynthesizer(BaseSynthesizer):
             jac = np.log(2 * _HALF * d)
             total += np.where(missing, 0.0, np.where(inside, jac, -np.inf))
         return total
+
+
+def _drop_unreleased_labels(X: pd.DataFrame, y: pd.Series, target_spec) -> tuple[pd.DataFrame, pd.Series]:
+    """Leave out the rows whose label is not a class of ``target_spec`` (not released by its DP estimate).
+
+    Only for a target whose spec merges unknown labels (``unknown="other"``: DP-estimated); with a
+    declared target, an unknown label is an error (raised by the encoder).  The warning does not
+    say how many rows were left out: that count is not released.
+    """
+    if target_spec.unknown != "other":
+        return X, y
+    known = pd.Index(list(target_spec.categories), dtype=object).get_indexer(y.to_numpy(dtype=object)) >= 0
+    if known.all():
+        return X, y
+    if not known.any():
+        raise ValueError("no label of y is among the classes released by the DP estimate of the target; "
+                         "declare the target's categories in the schema")
+    warnings.warn("some rows have labels whose class was not released by the DP class estimate (rare "
+                  "classes); they are left out of the fit. Declare the target's categories in the schema "
+                  "to keep them.", UserWarning, stacklevel=4)
+    return X[known].reset_index(drop=True), y[known].reset_index(drop=True)
 
 
 def _dequantised_schema(schema: Schema) -> Schema:

@@ -46,7 +46,8 @@ def evaluate(real, synthetic, target: str | None = None, schema=None, *, test=No
     holdout : DataFrame, optional
         Real rows not seen by the synthesizer for the distance-to-closest-record comparison
         (default ``test``); the privacy section is skipped when neither is given.
-    sections : sequence of {"fidelity", "utility", "privacy"}
+    sections : str or sequence of {"fidelity", "utility", "privacy"}
+        The sections to run; a single name (``sections="fidelity"``) runs that one.
     n_bins : int, default=20
         Bins of numeric columns for the 1-way marginals (the 2-way marginals use half as many).
     max_rows : int or None, default=10000
@@ -66,6 +67,9 @@ def evaluate(real, synthetic, target: str | None = None, schema=None, *, test=No
     for a private table discloses information beyond the synthetic data.
     """
     start = time.perf_counter()
+    if isinstance(sections, str):
+        sections = (sections,)
+    sections = tuple(sections)
     bad = [s for s in sections if s not in _SECTIONS]
     if bad:
         raise ValueError(f"unknown sections {bad}; use some of {_SECTIONS}")

@@ -33,7 +33,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -54,6 +54,18 @@ def _is_discrete(col: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
 
+def _to_float(X) -> np.ndarray:
+    """Numeric columns as float64 with NaN for missing values (nullable ``Int64``/``Float64`` use ``pd.NA``)."""
+    if isinstance(X, pd.DataFrame):
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(X, dtype=np.float64)
+
+
+def _float_columns():
+    """A transformer that casts numeric columns to float64 (``pd.NA`` -> NaN), keeping their names."""
+    return FunctionTransformer(_to_float, feature_names_out="one-to-one")
+
+
 def _hgb_with_categories(model_class, X, random_state: int):
     """``model_class`` (a HistGradientBoosting estimator) with native categorical support for X's discrete columns."""
     if not isinstance(X, pd.DataFrame):
@@ -65,7 +77,7 @@ def _hgb_with_categories(model_class, X, random_state: int):
     prep = ColumnTransformer(
         [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                 encoded_missing_value=-1), cat),
-         ("num", "passthrough", num)],
+         ("num", _float_columns(), num)],
         verbose_feature_names_out=False)
     mask = [True] * len(cat) + [False] * len(num)
     return make_pipeline(prep, model_class(categorical_features=mask, random_state=random_state))
@@ -89,7 +101,7 @@ def _linear_prep(X):
     num = [c for c in X.columns if c not in cat]
     return ColumnTransformer(
         [("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), cat),
-         ("num", make_pipeline(SimpleImputer(), StandardScaler()), num)],
+         ("num", make_pipeline(_float_columns(), SimpleImputer(), StandardScaler()), num)],
         verbose_feature_names_out=False)
 
 
@@ -101,7 +113,7 @@ def _tree_prep(X):
     return ColumnTransformer(
         [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                 encoded_missing_value=-1), cat),
-         ("num", SimpleImputer(), num)],
+         ("num", make_pipeline(_float_columns(), SimpleImputer()), num)],
         verbose_feature_names_out=False)
 
 
@@ -128,11 +140,14 @@ def default_models(task: str, X=None, random_state: int = 0) -> dict:
 
 
 def _as_object_frame(X):
+    """Discrete columns as strings; numeric ones as float64 with NaN (nullable dtypes hold ``pd.NA``)."""
     if isinstance(X, pd.DataFrame):
         out = X.copy()
         for c in out.columns:
             if _is_discrete(out[c]):
                 out[c] = out[c].astype(object).where(out[c].notna(), None).astype(str)
+            else:
+                out[c] = out[c].to_numpy(dtype=np.float64, na_value=np.nan)
         return out
     return X
 
