@@ -15,7 +15,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
 
 from ._torch import derive_seeds, resolve_device
-from .encoding import TabularEncoder
+from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
 from .privacy.accounting import gdp_epsilon
 from .schema import Schema, estimate_schema
@@ -131,6 +131,10 @@ class BaseSynthesizer(BaseEstimator):
                 raise ValueError("X has 0 rows: a synthesizer needs at least one row")
             if X.shape[1] == 0:
                 raise ValueError("X has 0 columns")
+            bad = [c for c in X.columns if not isinstance(c, str)]
+            if bad:  # before any schema lookup, which would report the columns as undescribed
+                raise ValueError(f"DataFrame column names must be strings, got {bad[:5]!r}; rename the columns "
+                                 "(e.g. X.columns = X.columns.astype(str)) to the names the schema uses")
             _check_feature_names(self, X, reset=reset)
             _check_n_features(self, X, reset=reset)
             if reset:
@@ -142,6 +146,7 @@ class BaseSynthesizer(BaseEstimator):
             raise ValueError("X contains infinite values; only finite values and NaN (missing) are allowed")
         if reset:
             self._input_kind = "numpy"
+            self._input_dtype = arr.dtype  # restored by _to_output (public structure)
         # an array after a DataFrame fit: validate_data warned; its columns are taken in fit order
         return pd.DataFrame(arr, columns=self._feature_names())
 
@@ -171,6 +176,9 @@ class BaseSynthesizer(BaseEstimator):
     # ------------------------------------------------------------------ schema and budget
     def _target_name(self, y: pd.Series, schema: Schema | None) -> str:
         if schema is not None and schema.target is not None:
+            if y.name is not None and y.name != schema.target and y.name in schema.columns:
+                raise ValueError(f"y is the column {y.name!r} but the schema's target ('__target__') is "
+                                 f"{schema.target!r}; give that column as y, or change the schema's target")
             return schema.target
         if y.name is not None and schema is not None and y.name in schema.columns:
             return str(y.name)
@@ -196,6 +204,8 @@ class BaseSynthesizer(BaseEstimator):
         declared = None if self.schema is None else Schema.coerce(self.schema)
         names = list(X.columns)
         target_name = self._target_name(y, declared) if y is not None else None
+        if target_name is not None and target_name in names:
+            raise ValueError(_target_clash_message(target_name, y, declared))
         if declared is not None:
             missing = [c for c in names if c not in declared.columns]
             if missing:
@@ -287,8 +297,13 @@ class BaseSynthesizer(BaseEstimator):
         return encoder
 
     def _to_output(self, frame: pd.DataFrame):
+        """The decoded frame as :meth:`fit` saw X: a DataFrame, or an array of the input's dtype.
+
+        An integer array comes back as integers (``float64`` if missing values were generated),
+        like :meth:`TabularEncoder.inverse_transform <skdpgen.encoding.TabularEncoder.inverse_transform>`.
+        """
         if self._input_kind == "numpy":
-            return frame.to_numpy(dtype=np.float64)
+            return _frame_to_array(frame, getattr(self, "_input_dtype", np.dtype(np.float64)))
         return frame
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -302,6 +317,18 @@ class BaseSynthesizer(BaseEstimator):
         tags.target_tags.required = False
         tags.non_deterministic = False
         return tags
+
+
+def _target_clash_message(target_name: str, y: pd.Series, schema: Schema | None) -> str:
+    """Why the label's name clashes with a column of X, and what the user can do about it."""
+    if schema is not None and schema.target == target_name:
+        return (f"the schema's target {target_name!r} is also a column of X; give the labels once: as y "
+                "(drop the column from X) or as a column of X (without y)")
+    if y.name is None:
+        return (f"X has a column named {target_name!r}, the name given to an unnamed y; give y a name that is "
+                "not a column of X (e.g. a pandas Series with y.name set), or rename that column")
+    return (f"y is named {target_name!r}, like a column of X; rename the Series (y.name) or the column, or give "
+            "the labels once")
 
 
 def check_n_samples(n_samples) -> int:

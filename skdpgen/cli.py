@@ -7,12 +7,18 @@ Examples
     privacy report and a train-synthetic-test-real summary, write the synthetic table.
 ``skdpgen synthesize data.csv --epsilon 1 --out fake.csv --schema schema.json --target income``
     Fit a CSV; without ``--schema`` the schema is estimated with DP (a share of the budget).
+
+Errors print one line on stderr and exit with status 2; the arguments, the schema file and the
+output folders are checked before the fit spends any budget.  The exact row count of the input
+is private: it is neither printed nor used; by default as many rows are written as the model's
+DP estimate of the row count (``n_samples_estimate_``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,7 +50,8 @@ def _build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--schema", type=Path, default=None,
                      help="public schema JSON; without it the schema is estimated with DP")
     syn.add_argument("--target", default=None, help="class column: fit class-conditionally")
-    syn.add_argument("--n-samples", type=int, default=None, help="rows to write (default: as many as input)")
+    syn.add_argument("--n-samples", type=int, default=None,
+                     help="rows to write (default: the DP estimate of the input's row count)")
     _add_common(syn)
     demo = sub.add_parser("demo", help="run on scikit-learn's bundled breast cancer table")
     demo.add_argument("--out", type=Path, default=Path("synthetic_breast_cancer.csv"))
@@ -75,29 +82,73 @@ def _write_report(path: Path | None, report: dict) -> None:
         path.write_text(json.dumps(report, indent=2, default=str))
 
 
+class _UsageError(Exception):
+    """A problem with the command line, found before anything is fitted."""
+
+
+def _check_output(path: Path | None, option: str) -> None:
+    """Fail before the fit (which spends the budget) when ``path`` cannot be written."""
+    if path is None:
+        return
+    folder = path.parent
+    if path.is_dir():
+        raise _UsageError(f"{option} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise _UsageError(f"{option} {path}: no such folder: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise _UsageError(f"{option} {path}: the folder {folder} is not writable")
+
+
+def _load_schema(path: Path):
+    from .schema import Schema
+
+    try:
+        return Schema.from_json(path)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"--schema {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise _UsageError(f"--schema {path}: cannot read it ({exc.strerror or exc})") from exc
+    except (ValueError, TypeError) as exc:
+        raise _UsageError(f"--schema {path}: {exc}") from exc
+
+
+def _dp_row_count(syn) -> int:
+    """The model's released (DP) row count, rounded, at least 1: never the exact count."""
+    return max(1, round(float(syn.n_samples_estimate_)))
+
+
 def _cmd_synthesize(args) -> int:
+    # everything that can be checked is checked before the fit spends the budget
+    if args.n_samples is not None and args.n_samples < 1:
+        raise _UsageError(f"--n-samples must be >= 1, got {args.n_samples}")
     if not args.data.exists():
-        print(f"skdpgen: error: no such file: {args.data}", file=sys.stderr)
-        return 2
+        raise _UsageError(f"no such file: {args.data}")
+    _check_output(args.out, "--out")
+    _check_output(args.report, "--report")
+    schema = _load_schema(args.schema) if args.schema is not None else None
+    if schema is not None and args.target is not None and schema.target not in (None, args.target):
+        raise _UsageError(f"--target {args.target!r} conflicts with the target {schema.target!r} of the schema "
+                          f"{args.schema} ('__target__'); use --target {schema.target!r} or change the schema")
     df = pd.read_csv(args.data)
     y = None
     if args.target is not None:
         if args.target not in df.columns:
-            print(f"skdpgen: error: --target {args.target!r} is not a column of {args.data}", file=sys.stderr)
-            return 2
+            raise _UsageError(f"--target {args.target!r} is not a column of {args.data}")
         y = df.pop(args.target)
-    syn = _synthesizer(args, str(args.schema) if args.schema else None)
+    syn = _synthesizer(args, schema)
     start = time.perf_counter()
     syn.fit(df, y)
-    print(f"fitted {len(df)} rows x {df.shape[1]} columns in {time.perf_counter() - start:.1f} s")
-    n = args.n_samples or len(df)
+    # not len(df): the exact row count is private
+    print(f"fitted {df.shape[1]} columns in {time.perf_counter() - start:.1f} s")
+    n = args.n_samples if args.n_samples is not None else _dp_row_count(syn)
     if y is not None:
         X_fake, y_fake = syn.sample(n, random_state=args.seed, return_y=True)
         X_fake[args.target] = np.asarray(y_fake)
     else:
         X_fake = syn.sample(n, random_state=args.seed)
     X_fake.to_csv(args.out, index=False)
-    print(f"wrote {n} synthetic rows to {args.out}")
+    what = "" if args.n_samples is not None else " (the DP estimate of the input's row count)"
+    print(f"wrote {n} synthetic rows to {args.out}{what}")
     _print_report(syn.privacy_report_)
     _write_report(args.report, syn.privacy_report_)
     return 0
@@ -109,24 +160,28 @@ def _cmd_demo(args) -> int:
     from .datasets import load_breast_cancer_table
     from .metrics import default_classifier, tstr_score
 
+    _check_output(args.out, "--out")
+    _check_output(args.report, "--report")
     X, y, schema = load_breast_cancer_table()
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
     syn = _synthesizer(args, schema)
     start = time.perf_counter()
     syn.fit(X_tr, y_tr)
-    print(f"DPMMDSynthesizer(features={args.features!r}) fitted on {len(X_tr)} rows x {X.shape[1]} columns "
-          f"of scikit-learn's breast cancer table in {time.perf_counter() - start:.1f} s")
+    # the rows are treated as private: the row count shown and used is the model's DP estimate
+    n = _dp_row_count(syn)
+    print(f"DPMMDSynthesizer(features={args.features!r}) fitted on the 70 % training split ({X.shape[1]} "
+          f"columns) of scikit-learn's breast cancer table in {time.perf_counter() - start:.1f} s")
     _print_report(syn.privacy_report_)
-    auc = tstr_score(syn, X_te, y_te, n_samples=len(X_tr), random_state=args.seed)
+    auc = tstr_score(syn, X_te, y_te, n_samples=n, random_state=args.seed)
     ceiling = default_classifier(X_tr).fit(X_tr, y_tr)
     real = float(__import__("sklearn.metrics", fromlist=["roc_auc_score"]).roc_auc_score(
         y_te == ceiling.classes_[1], ceiling.predict_proba(X_te)[:, 1]))
     print(f"utility: HistGradientBoosting trained on synthetic rows, ROC-AUC on real held-out rows "
           f"{auc:.3f} (trained on the real rows: {real:.3f})")
-    X_fake, y_fake = syn.sample(len(X_tr), random_state=args.seed, return_y=True)
+    X_fake, y_fake = syn.sample(n, random_state=args.seed, return_y=True)
     X_fake["diagnosis"] = np.asarray(y_fake)
     X_fake.to_csv(args.out, index=False)
-    print(f"wrote {len(X_fake)} synthetic rows to {args.out}")
+    print(f"wrote {n} synthetic rows to {args.out} (the DP estimate of the training split's row count)")
     _write_report(args.report, syn.privacy_report_)
     return 0
 
@@ -137,9 +192,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "synthesize":
             return _cmd_synthesize(args)
         return _cmd_demo(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"skdpgen: error: {exc}", file=sys.stderr)
-        return 2
+    except (_UsageError, ValueError, TypeError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:  # reading the CSV, writing the output
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        return _fail(f"{exc.strerror or exc}{where}")
+
+
+def _fail(message: str) -> int:
+    """The documented convention: one line on stderr, exit status 2."""
+    print(f"skdpgen: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,8 +115,10 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
 
     Missing values (``None``, ``NaN``, ``pd.NA``): in a nullable column they get the missing slot
     (and the value 0.5 for a numeric column); in a non-nullable categorical column with
-    ``unknown="other"`` they go to the "other" slot; otherwise they raise ``ValueError`` (declare
-    ``nullable=True``).  Infinite numbers raise ``ValueError``.
+    ``unknown="other"`` they go to the "other" slot; in a non-nullable numeric column with
+    ``missing="impute"`` (set by :func:`~skdpgen.schema.estimate_schema`) they are encoded as the
+    public :attr:`~skdpgen.schema.ColumnSpec.fill_value`, the midpoint of the bounds; otherwise they
+    raise ``ValueError`` (declare ``nullable=True``).  Infinite numbers raise ``ValueError``.
 
     Decoding (:meth:`inverse_transform`) accepts soft outputs: numeric values are clipped to
     :math:`[0, 1]` and mapped back (integers rounded), each softmax block is decoded by its argmax.
@@ -408,10 +410,13 @@ def _encode_numeric(col: pd.Series, spec: ColumnSpec, blocks: list[Block], out: 
         raise ValueError(f"column {name!r} holds non-finite values (inf); only finite numbers or missing "
                          "values (NaN) can be encoded")
     if miss.any() and not spec.nullable:
-        raise ValueError(f"column {name!r} has {int(miss.sum())} missing value(s) but the schema declares "
-                         "it non-nullable; declare nullable=True in the schema (or impute them)")
+        if spec.missing != "impute":  # no count in the message: it is private
+            raise ValueError(f"column {name!r} has missing values but the schema declares it non-nullable; "
+                             "declare nullable=True in the schema (or impute them)")
+        x = np.where(miss, spec.fill_value, x)  # a fixed public value, like the "other" slot of a category
     z = to_unit(x, spec)
-    z[miss] = 0.5
+    if spec.nullable:
+        z[miss] = 0.5
     out[:, blocks[0].start] = z
     if spec.nullable:
         start = blocks[1].start
@@ -435,9 +440,8 @@ def _encode_discrete(col: pd.Series, spec: ColumnSpec) -> np.ndarray:
     if unknown.any():
         if other_slot is None:
             bad = list(pd.unique(values[unknown]))
-            raise ValueError(f"column {name!r} has {int(unknown.sum())} value(s) not among the schema's "
-                             f"categories, e.g. {bad[:5]!r}; add them to the categories or set "
-                             "unknown='other'")
+            raise ValueError(f"column {name!r} has values not among the schema's categories, e.g. "
+                             f"{bad[:5]!r}; add them to the categories or set unknown='other'")
         codes[unknown] = other_slot
     if miss.any():
         if missing_slot is not None:
@@ -445,8 +449,8 @@ def _encode_discrete(col: pd.Series, spec: ColumnSpec) -> np.ndarray:
         elif other_slot is not None:
             codes[miss] = other_slot
         else:
-            raise ValueError(f"column {name!r} has {int(miss.sum())} missing value(s) but the schema "
-                             "declares it non-nullable; declare nullable=True in the schema")
+            raise ValueError(f"column {name!r} has missing values but the schema declares it non-nullable; "
+                             "declare nullable=True in the schema")
     return codes
 
 

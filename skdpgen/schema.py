@@ -55,8 +55,9 @@ _NUMERIC = ("continuous", "integer")
 _DISCRETE = ("categorical", "boolean")
 _UNKNOWN = ("error", "other")
 _TARGET_KEY = "__target__"
-_DICT_KEYS = ("type", "bounds", "categories", "nullable", "unknown", "scale")
+_DICT_KEYS = ("type", "bounds", "categories", "nullable", "unknown", "scale", "missing")
 _SCALES = ("auto", "linear", "log")
+_MISSING = ("error", "impute")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,6 +106,14 @@ class ColumnSpec:
         ``"auto"`` picks ``"log"`` when :math:`l \ge 0` and :math:`h \ge 1000 \max(l, 1)` (the
         range spans three or more orders of magnitude) and ``"linear"`` otherwise: a rule on
         the public bounds only.
+    missing : {"error", "impute"}, default="error"
+        What the encoder does with a missing value in a *non-nullable* numeric column: raise
+        ``ValueError``, or replace it by the fixed public value :attr:`fill_value` (the midpoint
+        of the bounds, rounded for an integer column), so that the row is modelled as if it held
+        that value and synthetic rows have no missing value in the column.
+        :func:`estimate_schema` sets ``"impute"`` on the numeric columns it estimates
+        non-nullable; declare ``nullable=True`` to model missing values instead.  Only for
+        non-nullable ``"continuous"`` and ``"integer"`` columns.
 
     Raises
     ------
@@ -120,6 +129,7 @@ class ColumnSpec:
     nullable: bool = False
     unknown: str = "error"
     scale: str = "auto"
+    missing: str = "error"
 
     def __post_init__(self) -> None:
         name, kind = self.name, self.kind
@@ -137,6 +147,11 @@ class ColumnSpec:
         if not isinstance(self.nullable, bool | np.bool_):
             raise ValueError(f"{where}: nullable must be a bool, got {self.nullable!r}")
         object.__setattr__(self, "nullable", bool(self.nullable))
+        if self.missing not in _MISSING:
+            raise ValueError(f"{where}: missing must be 'error' or 'impute', got {self.missing!r}")
+        if self.missing == "impute" and (kind not in _NUMERIC or self.nullable):
+            raise ValueError(f"{where}: missing='impute' applies only to non-nullable continuous and integer "
+                             "columns (a nullable column models its missing values)")
 
         if kind in _NUMERIC:
             if self.categories is not None:
@@ -188,6 +203,19 @@ class ColumnSpec:
         return "log" if lo >= 0 and hi >= 1000.0 * max(lo, 1.0) else "linear"
 
     @property
+    def fill_value(self) -> float | None:
+        """The public value imputed for a missing entry when ``missing="impute"`` (else ``None``).
+
+        The midpoint of the bounds, rounded half up for an integer column: fixed by the schema,
+        never read from the data.
+        """
+        if self.missing != "impute":
+            return None
+        lo, hi = self.bounds
+        mid = (lo + hi) / 2.0
+        return float(math.floor(mid + 0.5)) if self.kind == "integer" else mid
+
+    @property
     def is_numeric(self) -> bool:
         """Whether the column is ``"continuous"`` or ``"integer"``."""
         return self.kind in _NUMERIC
@@ -208,12 +236,14 @@ class ColumnSpec:
             d["unknown"] = self.unknown
         if self.scale != "auto":
             d["scale"] = self.scale
+        if self.missing != "error":
+            d["missing"] = self.missing
         return d
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping | ColumnSpec) -> ColumnSpec:
         """Build from the plain-dict form (keys ``type``, ``bounds``, ``categories``, ``nullable``,
-        ``unknown``)."""
+        ``unknown``, ``scale``, ``missing``)."""
         if isinstance(d, ColumnSpec):
             if d.name != name:
                 raise ValueError(f"column {name!r}: its ColumnSpec is named {d.name!r}")
@@ -230,7 +260,8 @@ class ColumnSpec:
         cats = d.get("categories")
         return cls(name=name, kind=d["type"], bounds=None if bounds is None else tuple(bounds),
                    categories=None if cats is None else tuple(cats), nullable=d.get("nullable", False),
-                   unknown=d.get("unknown", "error"), scale=d.get("scale", "auto"))
+                   unknown=d.get("unknown", "error"), scale=d.get("scale", "auto"),
+                   missing=d.get("missing", "error"))
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``"integer [17, 90]"``."""
@@ -246,6 +277,8 @@ class ColumnSpec:
             text += ", nullable"
         if self.unknown == "other":
             text += ", unknown->other"
+        if self.missing == "impute":
+            text += ", missing->imputed"
         return text
 
 
@@ -519,7 +552,8 @@ def as_dataframe(X, y=None, target_name: str = "target") -> pd.DataFrame:
         df = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
     if y is not None:
         if target_name in df.columns:
-            raise ValueError(f"X already has a column named {target_name!r}; choose another target_name")
+            raise ValueError(f"X already has a column named {target_name!r}, the name given to y; pass another "
+                             "target_name or rename the column")
         if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
             y = y.iloc[:, 0]
         if isinstance(y, pd.Series):
@@ -636,8 +670,15 @@ def estimate_schema(
         at encode time.
     Missing values
         A column is ``nullable`` when its noisy missing count exceeds :math:`\tau`.  A missing value
-        in a column estimated non-nullable is treated like an unknown value: the "other" slot of a
-        thresholded categorical column, an encoder error (suggesting ``nullable=True``) otherwise.
+        in a column estimated non-nullable is treated like an unknown value, so that the fit never
+        depends on whether a few rows have one: it goes to the "other" slot of a thresholded
+        categorical column, and a numeric column estimated non-nullable gets ``missing="impute"``
+        (see :class:`ColumnSpec`): its missing values are encoded as the fixed public value
+        :attr:`ColumnSpec.fill_value`, the midpoint of the estimated bounds (rounded for an
+        integer column), and synthetic rows have none.  One ``UserWarning`` names the numeric
+        columns where this happens (not how many values); to model their missing values, declare
+        the columns with ``nullable=True`` in a schema.  (A boolean column with a declared domain,
+        e.g. a pandas ``"boolean"`` column, has no such fallback: the encoder raises.)
 
     Parameters
     ----------
@@ -751,6 +792,7 @@ def estimate_schema(
     noisy = gaussian_mechanism(exact, noise_std, rng)
     # ---- everything below is post-processing of `noisy` ----
     specs: list[ColumnSpec] = []
+    imputed: list[str] = []  # numeric columns with missing values that the estimate left non-nullable
     offset = 0
     for (name, mode, keys, counts), kind in zip(parts, kinds.values(), strict=True):
         c = noisy[offset:offset + counts.size]
@@ -760,7 +802,10 @@ def estimate_schema(
         if mode == "numeric":
             lo, hi = _bounds_from_noisy_counts(name, c, grid, tau, 2.0 * noise_std, q0, q1,
                                                integer=kind == "integer")
-            specs.append(ColumnSpec(name, kind, bounds=(lo, hi), nullable=nullable))
+            if not nullable and counts[-1] > 0:
+                imputed.append(name)
+            specs.append(ColumnSpec(name, kind, bounds=(lo, hi), nullable=nullable,
+                                    missing="error" if nullable else "impute"))
         elif mode == "domain":
             specs.append(ColumnSpec(name, kind, categories=tuple(keys), nullable=nullable))
         else:
@@ -771,6 +816,11 @@ def estimate_schema(
             specs.append(ColumnSpec(name, kind, categories=tuple(kept), nullable=nullable, unknown="other"))
 
     schema = Schema(specs, target=target_name if y is not None else None)
+    if imputed:  # names only: how many values are missing is private
+        warnings.warn(f"the numeric column(s) {imputed} have missing values, too few for the differentially "
+                      "private schema estimate to make them nullable; they are imputed with the midpoint of the "
+                      "column's bounds (missing='impute'). To model missing values, declare the column(s) with "
+                      "nullable=True in a schema.", UserWarning, stacklevel=2)
     if n_sparse and not math.isinf(mu):
         release = PrivacyRelease.gaussian("schema", mu=mu, delta=2 * threshold_delta,
                                           extra_delta=threshold_delta, sensitivity=sensitivity,

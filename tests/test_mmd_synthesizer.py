@@ -181,3 +181,115 @@ def test_global_rng_untouched(table):
     DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, random_state=0, **{**FAST, "n_iter": 5}).fit(X, y).sample(10)
     assert np.array_equal(np_state, np.random.get_state()[1])
     assert torch.equal(torch_state, torch.get_rng_state())
+
+
+# ----------------------------------------------------------------------------- failed fits
+TINY = dict(n_iter=2, batch_size=16, hidden=(8,), hermite_order=2, latent_dim=4, random_state=0, device="cpu")
+
+
+def test_failed_fit_keeps_no_exact_statistics_and_partial_fit_starts_afresh(table):
+    X, y = table
+    ledger = PrivacyLedger(max_epsilon=0.5)
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, ledger=ledger, **TINY)
+    with pytest.raises(Exception, match="max_epsilon"):
+        syn.fit(X, y)  # the ledger refuses the release
+    assert not any(hasattr(syn, a) for a in ("_sums", "_counts", "_stream_has_y"))
+    assert ledger.entries == []
+    syn.set_params(ledger=None)
+    syn.partial_fit(X.iloc[:1000], y.iloc[:1000])  # a fresh stream, no AttributeError
+    syn.partial_fit(X.iloc[1000:], y.iloc[1000:])
+    syn.finalize()
+    ref = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, **{**TINY, "n_iter": 0}).fit(X, y)
+    torch.testing.assert_close(syn.embedding_, ref.embedding_, rtol=1e-5, atol=1e-7)
+
+
+def test_failed_fit_without_schema_keeps_no_unrecorded_schema(table):
+    X, y = table
+    syn = DPMMDSynthesizer(epsilon=1.0, ledger=PrivacyLedger(max_epsilon=0.5), **TINY)
+    with pytest.raises(Exception, match="max_epsilon"):
+        syn.fit(X, y)
+    # the DP schema was estimated but its release was refused: nothing derived from the rows stays
+    assert not any(hasattr(syn, a) for a in ("_sums", "_counts", "schema_", "encoder_", "classes_"))
+
+
+def test_encoder_error_part_way_deletes_the_sums(table):
+    X, y = table
+    bad = X.copy()
+    bad.loc[2500, "city"] = "atlantis"  # in a later chunk: earlier chunks were already summed
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, chunk_size=500, **TINY)
+    with pytest.raises(ValueError, match="not among the schema's categories"):
+        syn.fit(bad, y)
+    assert not hasattr(syn, "_sums") and not hasattr(syn, "_counts")
+    # partial_fit: a rejected chunk adds none of its rows, the stream goes on
+    syn.partial_fit(X.iloc[:2000], y.iloc[:2000])
+    before = syn._counts.clone()
+    with pytest.raises(ValueError, match="not among the schema's categories"):
+        syn.partial_fit(bad.iloc[2000:], y.iloc[2000:])
+    torch.testing.assert_close(syn._counts, before)
+    syn.partial_fit(X.iloc[2000:], y.iloc[2000:])
+    assert float(syn._counts.sum()) == len(X)
+    # a rejected first chunk starts no stream
+    fresh = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, chunk_size=500, **TINY)
+    with pytest.raises(ValueError, match="not among the schema's categories"):
+        fresh.partial_fit(bad, y)
+    assert not hasattr(fresh, "_sums")
+
+
+def test_failed_finalize_deletes_the_sums(table):
+    X, y = table
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=SCHEMA, ledger=PrivacyLedger(max_epsilon=0.5), **TINY)
+    syn.partial_fit(X, y)
+    with pytest.raises(Exception, match="max_epsilon"):
+        syn.finalize()
+    assert not hasattr(syn, "_sums") and not hasattr(syn, "_counts")
+    with pytest.raises(ValueError, match="nothing to finalize"):
+        syn.finalize()
+
+
+# ----------------------------------------------------------------------------- estimated schema, missing values
+def test_rare_missing_value_without_schema_is_imputed_not_fatal():
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({"a": rng.uniform(0, 10, n), "k": rng.integers(0, 50, n).astype(float),
+                      "m": pd.array(rng.integers(0, 9, n), dtype="Int64")})
+    X.loc[7, "a"] = np.nan
+    X.loc[11, "m"] = pd.NA
+    with pytest.warns(UserWarning, match=r"\['a', 'm'\] have missing values.*nullable=True") as record:
+        syn = DPMMDSynthesizer(epsilon=5.0, **TINY).fit(X)
+    imputation = [w for w in record if "imputed" in str(w.message)]
+    assert len(imputation) == 1  # one warning per fit
+    assert not any(ch.isdigit() for ch in str(imputation[0].message))  # no count
+    assert syn.schema_["a"].missing == "impute" and not syn.schema_["a"].nullable
+    out = syn.sample(500, random_state=0)
+    assert not out.isna().any().any()
+    assert (out.dtypes == X.dtypes).all()
+
+
+# ----------------------------------------------------------------------------- dtypes of numpy input
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32, np.float64])
+def test_numpy_input_dtype_is_kept(dtype):
+    rng = np.random.default_rng(0)
+    A = rng.integers(0, 10, size=(400, 3)).astype(dtype)
+    schema = {f"x{i}": {"type": "integer", "bounds": [0, 9]} for i in range(3)}
+    for kw in ({"schema": schema}, {"epsilon": 8.0}):  # declared and DP-estimated schema
+        out = DPMMDSynthesizer(**{**TINY, **kw}).fit(A).sample(50)
+        assert isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (50, 3)
+
+
+# ----------------------------------------------------------------------------- no data-inferred category list
+def test_data_inferred_categorical_dtype_does_not_leak_a_rare_value():
+    import pickle
+
+    rng = np.random.default_rng(0)
+    values = rng.choice(["red", "green", "blue"], 3000).astype(object)
+    values[17] = "RARE_PERSON_NAME"
+    X = pd.DataFrame({"colour": pd.Categorical(values), "v": rng.uniform(0, 1, 3000)})
+    assert "RARE_PERSON_NAME" in X["colour"].cat.categories  # pandas inferred it from the rows
+    model = DPMMDSynthesizer(epsilon=5.0, **TINY).fit(X)
+    assert "RARE_PERSON_NAME" not in model.schema_["colour"].categories
+    assert b"RARE_PERSON_NAME" not in pickle.dumps(model)
+    for dtypes in (model.dtypes_, model.encoder_.dtypes_):
+        assert "RARE_PERSON_NAME" not in list(dtypes["colour"].categories)
+    out = model.sample(200, random_state=0)
+    assert isinstance(out["colour"].dtype, pd.CategoricalDtype)
+    assert list(out["colour"].cat.categories) == [*model.schema_["colour"].categories, "(other)"]

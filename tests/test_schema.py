@@ -58,6 +58,9 @@ def test_kinds():
         (dict(kind="categorical", categories=("a", None)), "'c'.*missing values.*nullable"),
         (dict(kind="categorical", categories=("a",), bounds=(0, 1)), "'c'.*not bounds"),
         (dict(kind="categorical", categories=("a",), unknown="ignore"), "'c'.*'error' or 'other'"),
+        (dict(kind="continuous", bounds=(0, 1), missing="drop"), "'c'.*'error' or 'impute'"),
+        (dict(kind="continuous", bounds=(0, 1), nullable=True, missing="impute"), "'c'.*non-nullable"),
+        (dict(kind="categorical", categories=("a",), missing="impute"), "'c'.*continuous and integer"),
         (dict(kind="boolean", categories=("no", "yes")), "'c'.*boolean.*False, True"),
         (dict(kind="boolean", categories=(0, 1)), "'c'.*boolean.*False, True"),
     ],
@@ -76,6 +79,18 @@ def test_columnspec_normalises():
     assert ColumnSpec("b", "boolean", categories=[True, False]).categories == (False, True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.kind = "continuous"
+
+
+def test_columnspec_missing_impute_round_trip_and_fill_value():
+    d = {"type": "integer", "bounds": [0, 9], "missing": "impute"}
+    spec = ColumnSpec.from_dict("k", d)
+    assert spec.missing == "impute" and spec.to_dict() == d
+    assert spec.fill_value == 5.0  # the public midpoint 4.5, rounded half up
+    assert ColumnSpec("x", "continuous", bounds=(-1, 4), missing="impute").fill_value == 1.5
+    assert ColumnSpec("x", "continuous", bounds=(-1, 4)).fill_value is None
+    assert "missing->imputed" in spec.describe()
+    s = Schema({"k": d})
+    assert Schema.from_dict(json.loads(s.to_json())) == s
 
 
 def test_columnspec_dict_round_trip():
@@ -183,6 +198,8 @@ def test_kind_from_dtype_rejects_datetimes():
 def test_as_dataframe_names_arrays_and_adds_target():
     df = as_dataframe(np.zeros((3, 2)), y=np.array([0, 1, 0]))
     assert list(df.columns) == ["x0", "x1", "target"]
+    with pytest.raises(ValueError, match="column named 'x0', the name given to y; pass another target_name"):
+        as_dataframe(np.zeros((3, 2)), y=np.array([0, 1, 0]), target_name="x0")
     with pytest.raises(ValueError, match="1-D with 3 entries"):
         as_dataframe(np.zeros((3, 2)), y=np.zeros(4))
 
@@ -354,6 +371,31 @@ def test_estimate_nullable_numeric():
     schema, _ = estimate_schema(X, mu=1.0, threshold_delta=1e-6, rng=np.random.default_rng(0))
     assert schema["x"].nullable and not schema["k"].nullable
     assert schema["k"].kind == "integer"
+    assert schema["x"].missing == "error" and schema["k"].missing == "impute"
+
+
+def test_estimate_imputes_rare_missing_numeric_values_and_warns_once():
+    # one missing value does not make the column nullable (too few for the noisy count): the fit must not
+    # depend on that row, so the column imputes the public midpoint of its bounds; the warning names the
+    # columns, never how many values are missing
+    rng = np.random.default_rng(4)
+    n = 5000
+    X = pd.DataFrame({"a": rng.uniform(0, 10, n), "k": pd.array(rng.integers(0, 5, n), dtype="Int64"),
+                      "b": rng.uniform(0, 1, n), "c": rng.choice(["u", "v"], n)})
+    X.loc[3, "a"] = np.nan
+    X.loc[[5, 9], "k"] = pd.NA
+    with pytest.warns(UserWarning, match=r"\['a', 'k'\] have missing values.*nullable=True") as record:
+        schema, _ = estimate_schema(X, mu=1.0, threshold_delta=1e-6, rng=np.random.default_rng(0))
+    assert len(record) == 1
+    assert not any(ch.isdigit() for ch in str(record[0].message))
+    assert not schema["a"].nullable and schema["a"].missing == "impute"
+    lo, hi = schema["a"].bounds
+    assert schema["a"].fill_value == (lo + hi) / 2
+    # the flag is set on every numeric column estimated non-nullable (a function of the noisy counts only)
+    assert schema["b"].missing == "impute" and schema["c"].missing == "error"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no missing value in the data: no warning
+        estimate_schema(X.dropna(), mu=1.0, threshold_delta=1e-6, rng=np.random.default_rng(0))
 
 
 def test_estimate_fails_clearly_when_nothing_survives():

@@ -27,6 +27,14 @@ __all__ = ["DPMMDSynthesizer"]
 # sqrt(1 + w^2), noise on the counts noise_std / w.
 _COUNT_WEIGHT = 0.5
 
+# The exact (not yet private) statistics of a fit or a partial_fit stream: they must not outlive a failure.
+_STREAM_STATE = ("_sums", "_counts", "_stream_has_y")
+# Everything a fit derives from (or fixes for) the rows, cleared before a new fit and after one that fails
+# before its releases are recorded (an estimated schema is a release too).
+_FIT_STATE = ("generator_", "embedding_", "schema_", "encoder_", "dtypes_", "classes_", "target_name_",
+              "_target_spec", "feature_map_", "class_prior_", "n_samples_estimate_", "privacy_report_",
+              "loss_curve_", "_releases")
+
 
 def _declared_schema(estimator) -> bool:
     """``partial_fit`` is available only when a schema is declared (for ``available_if``)."""
@@ -115,7 +123,10 @@ class DPMMDSynthesizer(BaseSynthesizer):
     Larger-than-memory tables: call :meth:`partial_fit` on chunks (a declared schema is
     required, including the target's categories when ``y`` is given), then :meth:`finalize`,
     which privatises the accumulated sums once and trains the generator.  The sums are exact
-    until :meth:`finalize` and are deleted there.
+    until :meth:`finalize` and are deleted there, and also when :meth:`fit` or :meth:`finalize`
+    fails (e.g. the ``ledger`` refuses the release): the next :meth:`partial_fit` starts a new
+    stream.  A chunk that :meth:`partial_fit` rejects is not added (the first chunk's failure
+    discards the stream).
 
     ``score(X)`` returns :math:`-\mathrm{MMD}^2` between ``X`` and synthetic rows under a FIXED
     evaluation kernel (random Fourier features, independent of this estimator's
@@ -185,14 +196,20 @@ class DPMMDSynthesizer(BaseSynthesizer):
         """Fit on the whole table ``X`` (and optional class labels ``y``); returns self."""
         self._setup_fit()
         self._clear_fit()
-        Xf = self._check_X(X, reset=True)
-        ys = self._check_y(y, len(Xf))
-        owner = self._owner()
-        resolved = self._resolve_schema(Xf, ys, owner)
-        feature_schema, target_spec, target_name, budget, schema_releases = resolved
-        self._begin(feature_schema, target_spec, target_name, Xf)
-        self._accumulate(Xf, ys)
-        return self._finish(budget, schema_releases)
+        try:
+            Xf = self._check_X(X, reset=True)
+            ys = self._check_y(y, len(Xf))
+            owner = self._owner()
+            resolved = self._resolve_schema(Xf, ys, owner)
+            feature_schema, target_spec, target_name, budget, schema_releases = resolved
+            self._begin(feature_schema, target_spec, target_name, Xf)
+            self._accumulate(Xf, ys)
+            return self._finish(budget, schema_releases)
+        except BaseException:
+            self._discard(_STREAM_STATE)
+            if not hasattr(self, "_releases"):  # nothing recorded: keep nothing derived from the rows
+                self._discard(_FIT_STATE)
+            raise
 
     @available_if(_declared_schema)
     @with_torch_threads
@@ -205,17 +222,22 @@ class DPMMDSynthesizer(BaseSynthesizer):
         if not hasattr(self, "_sums"):
             self._setup_fit()
             self._clear_fit()
-            Xf = self._check_X(X, reset=True)
-            ys = self._check_y(y, len(Xf))
-            feature_schema, target_spec, target_name, _, releases = self._resolve_schema_declared(Xf, ys)
-            self._begin(feature_schema, target_spec, target_name, Xf)
-            self._stream_has_y = ys is not None
-        else:
-            Xf = self._check_X(X, reset=False)
-            ys = self._check_y(y, len(Xf))
-            if (ys is not None) != self._stream_has_y:
-                raise ValueError("give y with every chunk or with none")
-        self._accumulate(Xf, ys)
+            try:
+                Xf = self._check_X(X, reset=True)
+                ys = self._check_y(y, len(Xf))
+                feature_schema, target_spec, target_name, _, releases = self._resolve_schema_declared(Xf, ys)
+                self._begin(feature_schema, target_spec, target_name, Xf)
+                self._stream_has_y = ys is not None
+                self._accumulate(Xf, ys)
+            except BaseException:
+                self._discard(_STREAM_STATE)  # a rejected first chunk starts no stream
+                raise
+            return self
+        Xf = self._check_X(X, reset=False)
+        ys = self._check_y(y, len(Xf))
+        if (ys is not None) != self._stream_has_y:
+            raise ValueError("give y with every chunk or with none")
+        self._accumulate(Xf, ys)  # all or nothing: a rejected chunk leaves the sums as they were
         return self
 
     @with_torch_threads
@@ -232,7 +254,10 @@ class DPMMDSynthesizer(BaseSynthesizer):
         return f"{type(self).__name__}#{id(self):x}"
 
     def _clear_fit(self) -> None:
-        for name in ("_sums", "_counts", "generator_", "embedding_"):
+        self._discard(_STREAM_STATE + _FIT_STATE)
+
+    def _discard(self, names: tuple[str, ...]) -> None:
+        for name in names:
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -278,7 +303,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         unknown = idx < 0
         if unknown.any():
             if getattr(self._target_spec, "unknown", "error") == "other":
-                warnings.warn(f"{int(unknown.sum())} rows have labels whose class was not released by the "
+                warnings.warn("some rows have labels whose class was not released by the "  # no count: private
                               "DP class estimate (rare classes); they are left out of the embedding. "
                               "Declare the target's categories in the schema to keep them.", UserWarning,
                               stacklevel=3)
@@ -288,8 +313,10 @@ class DPMMDSynthesizer(BaseSynthesizer):
         return idx
 
     def _accumulate(self, X: pd.DataFrame, y: pd.Series | None) -> None:
+        """Add the rows to the exact sums; all or nothing (a failing chunk adds none of its rows)."""
         cls = self._class_index(y, len(X))
         keep = cls >= 0
+        sums, counts = torch.zeros_like(self._sums), torch.zeros_like(self._counts)
         for start in range(0, len(X), self.chunk_size):
             stop = min(start + self.chunk_size, len(X))
             sel = keep[start:stop]
@@ -299,17 +326,21 @@ class DPMMDSynthesizer(BaseSynthesizer):
             idx = torch.as_tensor(cls[start:stop][sel], device=self.device_)
             with torch.no_grad():
                 phi = self.feature_map_(Z).to(torch.float64)
-            self._sums.index_add_(0, idx, phi)
-            self._counts += torch.bincount(idx, minlength=self._counts.numel()).to(torch.float64)
+            sums.index_add_(0, idx, phi)
+            counts += torch.bincount(idx, minlength=counts.numel()).to(torch.float64)
+        self._sums += sums
+        self._counts += counts
 
     def _finish(self, budget, schema_releases):
         sensitivity = math.sqrt(1.0 + _COUNT_WEIGHT**2)
         noise_std = 0.0 if math.isinf(budget.model_mu) else sensitivity / budget.model_mu
         release = self._model_release("DPMMDSynthesizer.embedding", budget, sensitivity, noise_std,
                                       self._owner())
-        self._commit_releases([*schema_releases, release])  # raises before any noise is drawn
-        raw = torch.cat([self._sums.flatten(), _COUNT_WEIGHT * self._counts]).cpu()
-        del self._sums, self._counts
+        try:
+            self._commit_releases([*schema_releases, release])  # raises before any noise is drawn
+            raw = torch.cat([self._sums.flatten(), _COUNT_WEIGHT * self._counts]).cpu()
+        finally:  # the exact sums never outlive this call, even when the ledger refuses the release
+            self._discard(_STREAM_STATE)
         noisy = gaussian_mechanism(raw, noise_std, torch_generator(self._seeds[2]))
         n_classes = 1 if self.classes_ is None else len(self.classes_)
         sums = noisy[:-n_classes].reshape(n_classes, -1)
