@@ -291,6 +291,16 @@ class BaseSynthesizer(BaseEstimator):
         self._seeds = derive_seeds(self.random_state, n_seeds)
         self.device_ = resolve_device(self.device)
 
+    def _forget_fitted_state(self) -> None:
+        """Delete every attribute that is not a constructor parameter: the estimator is unfitted again.
+
+        For a fit that fails before its releases are recorded: a DP-estimated schema or row count
+        that the ledger never accounted for must not stay on the object.
+        """
+        params = set(self.get_params(deep=False))
+        for name in [n for n in vars(self) if n not in params]:
+            delattr(self, name)
+
     def _fit_encoder(self, feature_schema: Schema, X: pd.DataFrame) -> TabularEncoder:
         encoder = TabularEncoder(schema=feature_schema)
         encoder.fit(X)

@@ -89,6 +89,27 @@ def test_budget_refused_before_training():
     assert len(ledger) == 0 and not hasattr(flow, "model_")
 
 
+def test_refused_fit_keeps_no_unrecorded_dp_estimates():
+    """Without a schema, the DP schema, classes and row count are releases: a fit the ledger refuses
+    must not leave them on the object (they were never recorded)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from skdpgen.exceptions import PrivacyBudgetExceeded
+
+    X, y = labelled_table(3000, 0)
+    ledger = PrivacyLedger(max_epsilon=2.0)
+    flow = DPFlowSynthesizer(epsilon=4.0, ledger=ledger, **FAST)
+    with pytest.raises(PrivacyBudgetExceeded):
+        flow.fit(X, y)
+    assert len(ledger) == 0
+    for name in ("schema_", "classes_", "dtypes_", "encoder_", "n_samples_estimate_", "_joint_schema"):
+        assert not hasattr(flow, name), name
+    with pytest.raises(NotFittedError):
+        check_is_fitted(flow)
+    assert flow.get_params()["epsilon"] == 4.0  # the parameters are kept
+
+
 def labelled_table(n, seed):
     """x depends on the label and on g; k (narrow integer) on g."""
     rng = np.random.default_rng(seed)
