@@ -9,6 +9,8 @@ Questions (issue 5, "no worse than magnitude pruning after fine-tuning"):
   ``DirichletPruner(fine_tune_schedule="constant" | "cosine")``, ``--fine-tune`` epochs.
 * Does a longer gate fit, or another setting of the gates, make the Dirichlet selection
   fine-tune better?  ``--gate-epochs``, ``--variants``.
+* Does any loss-based ranking fine-tune as well as L1?  ``--ablation``: each unit's own effect on
+  the training loss (removed alone), a reference ranking that the library does not offer.
 
 Networks (``--net``): ``lenet`` (LeNet-5 of ``bench_pruning_compression.py``; 500 validation rows
 carved, stratified, from its 4,000 training rows of ``../shared/data/mnist_5k``, the network and
@@ -44,6 +46,9 @@ from sklearn.neural_network import MLPClassifier
 from skdpgen import DirichletPruner
 from skdpgen.dpsgd import cosine_schedule
 from skdpgen.pruning import _common as C
+from skdpgen.pruning import analyse_network, mlp_to_torch
+from skdpgen.pruning import pruner as pruner_module
+from skdpgen.pruning.networks import gated_forward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pruning_compression import accuracy, lenet5, load_mnist, markdown  # noqa: E402
@@ -76,6 +81,51 @@ def digits_split(seed: int):
     return mlp, Xa, ya, Xv, yv, mlp.score(Xv, yv)
 
 
+def ablation_importances(model, X, y) -> list[np.ndarray]:
+    """Per prunable layer: the increase of the mean training loss when each unit ALONE is removed.
+
+    A reference ranking (the oracle of first-order importance: it costs one pass over the rows per
+    unit), not offered by the library.
+    """
+    net = (mlp_to_torch(model) if not isinstance(model, torch.nn.Module) else model).eval()
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    if isinstance(model, torch.nn.Module):
+        task, Yt = "multiclass", torch.as_tensor(np.asarray(y, dtype=np.int64))
+    else:
+        task, Yt = C.mlp_targets(model, y, "cpu")
+    plan = analyse_network(net, Xt[:1])
+
+    @torch.no_grad()
+    def loss(scales) -> float:
+        return sum(float(C.per_example_nll(gated_forward(net, plan, Xt[i:i + 2048], scales), Yt[i:i + 2048],
+                                           task).sum()) for i in range(0, len(Xt), 2048)) / len(Xt)
+
+    ones = [torch.ones(1, k) for k in plan.n_units]
+    base = loss(ones)
+    out = []
+    for layer, k in enumerate(plan.n_units):
+        gains = []
+        for unit in range(k):
+            scales = [t.clone() for t in ones]
+            scales[layer][0, unit] = 0.0
+            gains.append(loss(scales) - base)
+        out.append(np.asarray(gains))
+    return out
+
+
+def _fit(model, X, y, importances=None, **kw) -> DirichletPruner:
+    """``DirichletPruner(model, **kw).fit(X, y)``; with ``importances``, the ranking is those (the
+    removal and fine-tuning code of the library, with the L1 ranking swapped out for the fit)."""
+    if importances is None:
+        return DirichletPruner(model, **kw).fit(X, y)
+    saved = pruner_module.magnitude_importances
+    pruner_module.magnitude_importances = lambda net, plan: [np.asarray(v, dtype=np.float64) for v in importances]
+    try:
+        return DirichletPruner(model, **{**kw, "criterion": "l1"}).fit(X, y)
+    finally:
+        pruner_module.magnitude_importances = saved
+
+
 def run_seed(seed: int, args, data) -> list[dict]:
     rows = []
     net_name = f"lenet-{args.arch}" if args.net == "lenet" and args.arch != "classic" else args.net
@@ -85,13 +135,14 @@ def run_seed(seed: int, args, data) -> list[dict]:
         rankings = [(f"dirichlet, {e:g} epoch(s)", dict(criterion="dirichlet", epochs=e)) for e in args.gate_epochs]
         rankings += [(f"dirichlet, {v}", dict(criterion="dirichlet", **json.loads(v))) for v in args.variants]
         rankings += [(c, dict(criterion=c)) for c in args.baselines]
+        if args.ablation:
+            rankings.append(("single-unit ablation", dict(importances=ablation_importances(model, Xa, ya))))
         for rate in args.rates:
             for name, kw in rankings:
                 common = dict(compression=rate, random_state=seed, **kw)
-                pruned = DirichletPruner(model, **common).fit(Xa, ya).score(Xv, yv)
+                pruned = _fit(model, Xa, ya, **common).score(Xv, yv)
                 for schedule in args.fine_tune_schedules:
-                    p = DirichletPruner(model, fine_tune_epochs=args.fine_tune, fine_tune_schedule=schedule,
-                                        **common).fit(Xa, ya)
+                    p = _fit(model, Xa, ya, fine_tune_epochs=args.fine_tune, fine_tune_schedule=schedule, **common)
                     rows.append(dict(net=net_name, seed=seed, train=train_schedule, rate=rate, ranking=name,
                                      fine_tune=schedule, base=base, pruned=pruned, fine_tuned=p.score(Xv, yv),
                                      params=p.n_params_pruned_))
@@ -138,6 +189,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=[],
                     help='more Dirichlet rankings as JSON parameters, e.g. \'{"prior_concentration": 1}\'')
     ap.add_argument("--baselines", nargs="*", choices=["l1", "random"], default=["l1", "random"])
+    ap.add_argument("--ablation", action="store_true",
+                    help="also rank by single-unit ablation (loss increase when each unit alone is removed)")
     ap.add_argument("--fine-tune", type=float, default=3.0, help="fine-tuning epochs")
     ap.add_argument("--out", type=Path, default=Path("/tmp/pruning_fine_tuning.jsonl"))
     ap.add_argument("--report", type=Path, nargs="*", default=None, help="only print the table of saved runs")
