@@ -46,12 +46,11 @@ from sklearn.neural_network import MLPClassifier
 from skdpgen import DirichletPruner
 from skdpgen.dpsgd import cosine_schedule
 from skdpgen.pruning import _common as C
-from skdpgen.pruning import analyse_network, mlp_to_torch
 from skdpgen.pruning import pruner as pruner_module
-from skdpgen.pruning.networks import gated_forward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pruning_compression import accuracy, lenet5, load_mnist, markdown  # noqa: E402
+from bench_pruning_steps import ablation_importances  # noqa: E402
 
 
 def _loss(model, batch):
@@ -79,38 +78,6 @@ def digits_split(seed: int):
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=200, random_state=seed).fit(Xa, ya)
     return mlp, Xa, ya, Xv, yv, mlp.score(Xv, yv)
-
-
-def ablation_importances(model, X, y) -> list[np.ndarray]:
-    """Per prunable layer: the increase of the mean training loss when each unit ALONE is removed.
-
-    A reference ranking (the oracle of first-order importance: it costs one pass over the rows per
-    unit), not offered by the library.
-    """
-    net = (mlp_to_torch(model) if not isinstance(model, torch.nn.Module) else model).eval()
-    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    if isinstance(model, torch.nn.Module):
-        task, Yt = "multiclass", torch.as_tensor(np.asarray(y, dtype=np.int64))
-    else:
-        task, Yt = C.mlp_targets(model, y, "cpu")
-    plan = analyse_network(net, Xt[:1])
-
-    @torch.no_grad()
-    def loss(scales) -> float:
-        return sum(float(C.per_example_nll(gated_forward(net, plan, Xt[i:i + 2048], scales), Yt[i:i + 2048],
-                                           task).sum()) for i in range(0, len(Xt), 2048)) / len(Xt)
-
-    ones = [torch.ones(1, k) for k in plan.n_units]
-    base = loss(ones)
-    out = []
-    for layer, k in enumerate(plan.n_units):
-        gains = []
-        for unit in range(k):
-            scales = [t.clone() for t in ones]
-            scales[layer][0, unit] = 0.0
-            gains.append(loss(scales) - base)
-        out.append(np.asarray(gains))
-    return out
 
 
 def _fit(model, X, y, importances=None, **kw) -> DirichletPruner:

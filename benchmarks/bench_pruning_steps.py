@@ -43,15 +43,24 @@ from skdpgen.pruning.networks import gated_forward
 RATES = (0.5, 0.7, 0.9)
 
 
-def ablation_importances(mlp, X, y) -> list[np.ndarray]:
-    """Per hidden layer: training-loss increase when each unit alone is removed."""
-    net = mlp_to_torch(mlp).requires_grad_(False)
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    task, Yt = C.mlp_targets(mlp, y, "cpu")
+def ablation_importances(model, X, y) -> list[np.ndarray]:
+    """Per prunable layer: the increase of the mean training loss when each unit ALONE is removed.
+
+    A reference ranking (the oracle of first-order importance: it costs one pass over the rows per
+    unit), not offered by the library.
+    """
+    net = (mlp_to_torch(model) if not isinstance(model, torch.nn.Module) else model).eval()
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    if isinstance(model, torch.nn.Module):
+        task, Yt = "multiclass", torch.as_tensor(np.asarray(y, dtype=np.int64))
+    else:
+        task, Yt = C.mlp_targets(model, y, "cpu")
     plan = analyse_network(net, Xt[:1])
 
-    def loss(scales):
-        return float(C.per_example_nll(gated_forward(net, plan, Xt, scales), Yt, task).mean())
+    @torch.no_grad()
+    def loss(scales) -> float:
+        return sum(float(C.per_example_nll(gated_forward(net, plan, Xt[i:i + 2048], scales), Yt[i:i + 2048],
+                                           task).sum()) for i in range(0, len(Xt), 2048)) / len(Xt)
 
     ones = [torch.ones(1, k) for k in plan.n_units]
     base = loss(ones)
@@ -59,7 +68,7 @@ def ablation_importances(mlp, X, y) -> list[np.ndarray]:
     for layer, k in enumerate(plan.n_units):
         gains = []
         for unit in range(k):
-            scales = [s.clone() for s in ones]
+            scales = [t.clone() for t in ones]
             scales[layer][0, unit] = 0.0
             gains.append(loss(scales) - base)
         out.append(np.asarray(gains))
