@@ -1,5 +1,6 @@
 """skdpgen: differentially private generative models for scikit-learn users."""
 
+from ._config import config_context, get_config, set_config
 from .bayes import DPBayesianLogisticRegression, DPLatentDirichletAllocation, DPVariationalBayes
 from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
 from .flows import DPFlowSynthesizer
@@ -25,5 +26,8 @@ __all__ = [
     "PrivacyRelease",
     "Schema",
     "__version__",
+    "config_context",
     "dirichlet_kl",
+    "get_config",
+    "set_config",
 ]

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
 
+from ._config import privacy_seed
 from ._torch import derive_seeds, resolve_device
 from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
@@ -85,7 +86,9 @@ class BaseSynthesizer(BaseEstimator):
         Share of the budget (of :math:`\\mu^2` in GDP terms) spent on estimating the schema
         when none is declared.
     random_state : int, RandomState or None
-        Seeds every random draw of the fit (feature maps, noise, generator training).
+        Seeds the fit's random draws (feature maps, generator training, sampling);
+        the privacy mechanisms' randomness (noise, Poisson batches, noisy counts) is fresh OS entropy at
+        every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where the model trains; ``"auto"`` uses CUDA when it is available.
     verbose : int, default=0
@@ -225,7 +228,7 @@ class BaseSynthesizer(BaseEstimator):
                                      need_schema, need_threshold)
         releases: list[PrivacyRelease] = []
         if need_schema:
-            rng = np.random.default_rng(self._seeds[0])
+            rng = np.random.default_rng(privacy_seed(self._seeds[0], math.isfinite(float(self.epsilon))))
             frame = X if need_features else X.iloc[:, :0]
             y_cat = None if y is None or not need_target else y.astype("category")
             try:

@@ -15,3 +15,16 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reproducible_noise():
+    """Tests compare fits bit for bit, so the privacy noise follows ``random_state`` here.
+
+    The library's default draws it from fresh OS entropy at every fit (``skdpgen.set_config``);
+    ``tests/test_privacy_config.py`` checks that default.
+    """
+    import skdpgen
+
+    with skdpgen.config_context(reproducible_noise=True):
+        yield

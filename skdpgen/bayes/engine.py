@@ -39,6 +39,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from .._config import privacy_seed
 from .._torch import derive_seeds
 from ..privacy import (
     ADD_REMOVE,
@@ -278,6 +279,9 @@ class _VIPSMixin:
         share = float(self.count_share) if need_count else 0.0
         plan = plan_vips_budget(eps, delta, method, int(self.max_iter), bool(static), share, bool(dynamic))
         seeds = derive_seeds(self.random_state, 5)
+        # the privacy mechanisms' randomness (Poisson batches, noise, count) is fresh entropy (privacy_seed)
+        seeds[1:3] = [privacy_seed(s, private) for s in seeds[1:3]]
+        seeds[4] = privacy_seed(seeds[4], private)
         rng_init, rng_sample, rng_noise, rng_local, rng_count = (np.random.default_rng(s) for s in seeds)
         if not private and getattr(model, "sklearn_random_stream", False):
             # one legacy RandomState, drawn in scikit-learn's order (init, then each e-step)
@@ -517,7 +521,9 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
     accountant : {"prv", "rdp"}, default="prv"
         Accountant of the online mode.
     random_state : int, RandomState or None
-        Seeds initialisation, sampling and noise (local generators; global RNGs are untouched).
+        Seeds initialisation and sampling (local generators; global RNGs are untouched);
+        the privacy mechanisms' randomness (noise, Poisson batches, noisy counts) is fresh OS entropy at
+        every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None
     verbose : int, default=0
 

@@ -14,6 +14,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
@@ -335,8 +336,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
     def _train(self, rows: torch.Tensor, q: float, sigma: float, delta_sgd: float, budget, owner: str,
                done: list[PrivacyRelease]) -> int:
         """Train the components one after the other; returns the DP-SGD steps taken."""
-        gen = torch_generator(self._seeds[2], self.device_)
-        search_rng = np.random.default_rng(self._seeds[5])
+        private = math.isfinite(float(self.epsilon))  # noise and Poisson batches: fresh entropy (privacy_seed)
+        gen = torch_generator(privacy_seed(self._seeds[2], private), self.device_)
+        search_rng = np.random.default_rng(privacy_seed(self._seeds[5], private))
         model_seeds = derive_seeds(self._seeds[3], int(self.n_components))
         components: list[MixedFlow] = []
         log_weights: list[float] = []
@@ -400,7 +402,8 @@ class DPFlowSynthesizer(BaseSynthesizer):
         """Gaussian release of the row count (sensitivity 1 under add/remove one row)."""
         mu = gdp_mu(epsilon, delta)
         noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
-        noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, np.random.default_rng(self._seeds[4]))[0])
+        rng = np.random.default_rng(privacy_seed(self._seeds[4], not math.isinf(mu)))
+        noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, rng)[0])
         release = PrivacyRelease.gaussian("DPFlowSynthesizer.row_count", mu=mu, delta=delta, sensitivity=1.0,
                                           noise_std=noise_std, owner=owner)
         return release, max(float(self.batch_size), noisy, 1.0)

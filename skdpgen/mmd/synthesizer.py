@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, check_n_samples, plan_gdp_budget
 from ..encoding import public_dtypes
@@ -341,7 +342,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
             raw = torch.cat([self._sums.flatten(), _COUNT_WEIGHT * self._counts]).cpu()
         finally:  # the exact sums never outlive this call, even when the ledger refuses the release
             self._discard(_STREAM_STATE)
-        noisy = gaussian_mechanism(raw, noise_std, torch_generator(self._seeds[2]))
+        noisy = gaussian_mechanism(raw, noise_std, torch_generator(privacy_seed(self._seeds[2], noise_std > 0)))
         n_classes = 1 if self.classes_ is None else len(self.classes_)
         sums = noisy[:-n_classes].reshape(n_classes, -1)
         counts = noisy[-n_classes:] / _COUNT_WEIGHT

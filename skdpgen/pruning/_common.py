@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
+from .._config import privacy_seed
 from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gaussian_mechanism, gdp_mu
 
@@ -118,7 +119,8 @@ def private_count(n: int, epsilon: float, delta: float, seed: int, floor: float,
     """Gaussian release of the row count (sensitivity 1 under add/remove one row), floored at ``floor``."""
     mu = gdp_mu(epsilon, delta)
     noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
-    noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, np.random.default_rng(seed))[0])
+    rng = np.random.default_rng(privacy_seed(seed, noise_std > 0))
+    noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, rng)[0])
     release = PrivacyRelease.gaussian(name, mu=mu, delta=delta, sensitivity=1.0, noise_std=noise_std, owner=owner)
     return release, max(float(floor), noisy, 1.0)
 

@@ -16,6 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from .._config import privacy_seed
 from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
 from ..dpsgd import cosine_schedule
 from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
@@ -356,8 +357,9 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     ledger : PrivacyLedger or None
         Records the releases of every fit (also those of clones in a search).
     random_state : int, RandomState or None
-        Seeds the Dirichlet samples, minibatches, DP noise and fine-tuning (torch's global RNG is
-        never used).
+        Seeds the Dirichlet samples, minibatches and fine-tuning (torch's global RNG is never
+        used); the privacy mechanisms' randomness (noise, Poisson batches, noisy counts) is fresh OS entropy at
+        every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
     verbose : int, default=0
     n_threads : int or None, default=1
@@ -554,6 +556,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         device = resolve_device(self.device)
         private = self.epsilon is not None
         strict = private and math.isfinite(float(self.epsilon))  # error messages must not print labels
+        # DP-SGD's Poisson batches and noise: fresh entropy unless reproducible_noise (privacy_seed)
+        seeds[1], seeds[3] = privacy_seed(seeds[1], strict), privacy_seed(seeds[3], strict)
         owner = f"{type(self).__name__}#{id(self):x}"
         est = self.estimator
         if hasattr(self, "classes_"):  # from an earlier fit

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn import functional as F
 
+from .._config import privacy_seed
 from .._torch import derive_seeds, make_linear, resolve_device, torch_generator, with_torch_threads
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
 from . import _common as C
@@ -114,6 +115,9 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
     accountant : {"prv", "rdp"}, default="prv"
     ledger : PrivacyLedger or None
     random_state : int, RandomState or None
+        Seeds initialisation, minibatches and sampling; the privacy mechanisms' randomness
+        (noise, Poisson batches, noisy counts) is fresh OS entropy at
+        every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
     verbose : int, default=0
     n_threads : int or None, default=1
@@ -239,6 +243,8 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
         device = resolve_device(self.device)
         private = self.epsilon is not None
         strict = private and math.isfinite(float(self.epsilon))
+        # DP-SGD's Poisson batches and noise: fresh entropy unless reproducible_noise (privacy_seed)
+        seeds[1] = privacy_seed(seeds[1], strict)
         owner = f"{type(self).__name__}#{id(self):x}"
         X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, dtype=(np.float64, np.float32),
                                      y_numeric=False)
