@@ -51,10 +51,11 @@ print("synthetic document lengths:", np.asarray(S.sum(axis=1)).ravel(), "(mean l
 # %%
 # Bayesian logistic regression
 # ----------------------------
-# Rows must have L2 norm at most 1 (a public bound; larger rows are scaled down).
+# Rows must have L2 norm at most 1 (a public bound; larger rows are scaled down).  The labels are
+# declared public (``classes=``): read from ``y`` they would be released without privacy.
 Z = rng.normal(size=(20_000, 4)) / 3
 y = (rng.random(len(Z)) < 1 / (1 + np.exp(-(Z @ [4.0, -3.0, 0.0, 1.5] + 0.5)))).astype(int)
-clf = DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(Z, y)
+clf = DPBayesianLogisticRegression(epsilon=1.0, classes=[0, 1], random_state=0).fit(Z, y)
 print("posterior mean", np.round(clf.coef_.ravel(), 2), "intercept", np.round(clf.intercept_, 2))
 print("posterior sd  ", np.round(np.sqrt(np.diag(clf.coef_cov_)), 2))
 print("training accuracy", round(clf.score(Z, y), 3), "| releases:",

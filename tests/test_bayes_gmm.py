@@ -53,3 +53,14 @@ def test_per_row_statistics_within_bounds():
         ess = model.local_step((X[i:i + 1],), state, None)
         for name, bound in bounds.items():
             assert np.linalg.norm(ess[name]) <= bound * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("nu0", [0.5, 4.0])
+def test_degrees_of_freedom_prior_below_dimension_raises_clear_error(nu0):
+    # the Wishart prior needs nu0 > d - 1; with d = 5, nu0 = 4.0 used to crash with LinAlgError
+    X = np.random.default_rng(0).normal(0, 0.1, (200, 5))
+    gmm = DPBayesianGaussianMixture(n_components=2, epsilon=INF, degrees_of_freedom_prior=nu0, random_state=0)
+    with pytest.raises(ValueError, match=r"degrees_of_freedom_prior must be greater than n_features - 1 = 4"):
+        gmm.fit(X)
+    DPBayesianGaussianMixture(n_components=2, epsilon=INF, degrees_of_freedom_prior=4.5, max_iter=2,
+                              random_state=0).fit(X)

@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.decomposition import PCA
+from sklearn.decomposition import (
+    NMF,
+    PCA,
+    FactorAnalysis,
+    IncrementalPCA,
+    LatentDirichletAllocation,
+    SparsePCA,
+    TruncatedSVD,
+)
 
 from skdpgen.encoding import TabularEncoder
 from skdpgen.mmd.features import (
@@ -159,3 +167,56 @@ def test_make_feature_map_defaults_depend_only_on_layout(blocks):
         make_feature_map("perceptual", **kw)
     with pytest.raises(ValueError, match="features must be"):
         make_feature_map("nope", **kw)
+
+
+@pytest.mark.parametrize("make", [lambda: PCA(n_components=3, whiten=True), lambda: PCA(n_components=3),
+                                  lambda: IncrementalPCA(n_components=3, whiten=True),
+                                  lambda: TruncatedSVD(n_components=3, random_state=0)],
+                         ids=["pca-whiten", "pca", "ipca-whiten", "tsvd"])
+def test_perceptual_linear_projection_matches_transform(blocks, make):
+    # PCA(whiten=True) used to ignore the whitening (off by up to 0.18 after normalisation)
+    bl, n_out = blocks
+    est = make().fit(np.random.default_rng(0).uniform(size=(100, n_out)))
+    Z = _random_model_space(bl, n_out, 200, 3)
+    ref = est.transform(Z.numpy())
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    phi = PerceptualFeatures(est, n_out, dtype=torch.float64)(Z).numpy()
+    np.testing.assert_allclose(phi, ref, atol=1e-10)
+    assert np.linalg.norm(phi, axis=1).max() <= 1.0 + 1e-12
+
+
+@pytest.mark.parametrize("make", [lambda: NMF(n_components=2, max_iter=2000),
+                                  lambda: LatentDirichletAllocation(n_components=2, max_iter=2, random_state=0),
+                                  lambda: FactorAnalysis(n_components=2), lambda: SparsePCA(n_components=2)],
+                         ids=["nmf", "lda", "fa", "sparsepca"])
+def test_perceptual_refuses_nonlinear_transformers_with_components(blocks, make):
+    # their transform is not (Z - mean_) @ components_.T: they used to be silently replaced by it
+    _, n_out = blocks
+    est = make().fit(np.random.default_rng(0).uniform(size=(50, n_out)))
+    with pytest.raises(TypeError, match=r"not a linear projection.*torch\.nn\.Module or a callable"):
+        PerceptualFeatures(est, n_out)
+
+
+def test_perceptual_module_of_the_caller_is_not_changed(blocks):
+    bl, n_out = blocks
+    net = torch.nn.Linear(n_out, 4).to(torch.float64).train()
+    before = net.weight.detach().clone()
+    fmap = PerceptualFeatures(net, n_out, dtype=torch.float32)
+    assert fmap(_random_model_space(bl, n_out, 5, 0).float()).dtype == torch.float32
+    assert net.weight.dtype == torch.float64 and net.training
+    assert all(p.requires_grad for p in net.parameters())
+    assert torch.equal(net.weight, before)
+
+
+def test_perceptual_width_mismatch_is_a_clear_value_error(blocks):
+    _, n_out = blocks
+    names = [f"col{i}" for i in range(n_out)]
+    wrong = n_out - 2
+    pca = PCA(n_components=2).fit(np.random.default_rng(0).uniform(size=(20, wrong)))
+    for extractor in (pca, torch.nn.Sequential(torch.nn.Linear(wrong, 3), torch.nn.Tanh())):
+        with pytest.raises(ValueError, match=rf"expects {wrong} inputs while the model space has {n_out} columns"
+                                             r".*'col0'.*get_feature_names_out"):
+            PerceptualFeatures(extractor, n_out, feature_names=names)
+    weight = torch.ones(wrong, 3)
+    with pytest.raises(ValueError, match=rf"model space has {n_out} columns.*get_feature_names_out"):
+        PerceptualFeatures(lambda Z: Z @ weight, n_out)  # the width is found only by the probe

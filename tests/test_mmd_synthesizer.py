@@ -293,3 +293,50 @@ def test_data_inferred_categorical_dtype_does_not_leak_a_rare_value():
     out = model.sample(200, random_state=0)
     assert isinstance(out["colour"].dtype, pd.CategoricalDtype)
     assert list(out["colour"].cat.categories) == [*model.schema_["colour"].categories, "(other)"]
+
+
+def _label_schema(categories):
+    return {**{k: v for k, v in SCHEMA.items() if k != "label"},
+            "label": {"type": "categorical", "categories": categories}}
+
+
+@pytest.mark.parametrize("kind", ["category", "object", "int32", "bool", "Int64"])
+def test_sample_return_y_keeps_the_label_dtype(table, kind):
+    # a category y used to come back as str; its categories are the released classes only
+    X, y = table
+    yes = (y == "yes").to_numpy()
+    if kind == "category":  # "maybe" never occurs: it must not reach the fitted estimator
+        labels = y.astype(pd.CategoricalDtype(["yes", "no", "maybe"], ordered=True))
+        classes = ["no", "yes"]
+    elif kind == "object":
+        labels, classes = y.astype(object), ["no", "yes"]
+    elif kind == "bool":
+        labels, classes = pd.Series(yes, name="label"), [False, True]
+    else:
+        labels, classes = pd.Series(yes.astype(np.int32), name="label").astype(kind), [0, 1]
+    syn = DPMMDSynthesizer(epsilon=1.0, schema=_label_schema(classes), random_state=0, **{**FAST, "n_iter": 2})
+    _, y_fake = syn.fit(X, labels).sample(50, random_state=0, return_y=True)
+    assert y_fake.dtype == (pd.CategoricalDtype(["no", "yes"], ordered=True) if kind == "category" else labels.dtype)
+    assert set(y_fake.tolist()) <= set(classes) and y_fake.name == "label"
+    if kind == "category":
+        assert list(y_fake.cat.categories) == ["no", "yes"] and "maybe" not in repr(syn.__dict__)
+
+
+def test_perceptual_fit_leaves_the_callers_module_unchanged(table):
+    X, y = table
+    n_out = TabularEncoder({k: v for k, v in SCHEMA.items() if k not in ("label", "__target__")}).fit(X).n_outputs_
+    net = torch.nn.Linear(n_out, 4).to(torch.float64).train()
+    syn = DPMMDSynthesizer(features="perceptual", feature_extractor=net, epsilon=1.0, schema=SCHEMA, random_state=0,
+                           **{**FAST, "n_iter": 2}).fit(X, y)
+    assert net.weight.dtype == torch.float64 and net.training
+    assert all(p.requires_grad for p in net.parameters())
+    assert syn.feature_map_.fn is not net
+
+
+def test_perceptual_extractor_of_the_wrong_width_names_the_model_space(table):
+    X, y = table
+    net = torch.nn.Linear(3, 4)
+    syn = DPMMDSynthesizer(features="perceptual", feature_extractor=net, epsilon=1.0, schema=SCHEMA, **FAST)
+    with pytest.raises(ValueError, match=r"expects 3 inputs while the model space has 8 columns.*'income', 'age', "
+                                         r"'city=east'.*get_feature_names_out"):
+        syn.fit(X, y)

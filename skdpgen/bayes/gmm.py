@@ -159,7 +159,7 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
     covariance_prior : float, default=0.01
         Prior guess :math:`c` of each covariance (:math:`cI`); public.
     degrees_of_freedom_prior : float or None, default=None
-        :math:`\nu_0`; ``None``: the number of features.
+        :math:`\nu_0 > d - 1` (d features); ``None``: the number of features.
     max_iter : int, default=3
         Iterations (full batch) or passes (online).  Under privacy keep it small: the noisy
         second moments make a broad component swallow its neighbours after a few noisy rounds
@@ -240,6 +240,11 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
         """Fit the variational posterior with VIPS; returns self."""
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=1)
+        d = X.shape[1]
+        if self.degrees_of_freedom_prior is not None and self.degrees_of_freedom_prior <= d - 1:
+            # the Wishart prior W(W0, nu0) is proper only for nu0 > d - 1 (as scikit-learn requires)
+            raise ValueError(f"degrees_of_freedom_prior must be greater than n_features - 1 = {d - 1}, got "
+                             f"{self.degrees_of_freedom_prior!r}")
         model = self._model()
         _, state, _ = self._run_vips(model, model.prepare(X), X.shape[1])
         self._state = state

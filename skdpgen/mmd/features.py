@@ -11,6 +11,7 @@ The model space is the output of :class:`~skdpgen.encoding.TabularEncoder`: cont
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -194,14 +195,32 @@ class PerceptualFeatures(FeatureMap):
     r"""Features of a network (or linear transformer) fitted on PUBLIC data (DP-MEPF).
 
     ``extractor`` maps the model space (encoder output, see
-    :class:`~skdpgen.encoding.TabularEncoder`) to features: a :class:`torch.nn.Module`, a callable
-    on tensors, or a fitted scikit-learn linear transformer with ``components_`` (and optionally
-    ``mean_``), e.g. :class:`~sklearn.decomposition.PCA`.  Each feature vector is normalised to
-    unit norm; with ``moments=2`` the elementwise squares are appended (the second-moment
-    embedding), :math:`\phi = [f/\|f\|,\ (f/\|f\|)^{\odot 2}] / \sqrt2`, still of norm at most 1,
-    so both moments are released together at sensitivity 1.
+    :class:`~skdpgen.encoding.TabularEncoder`) to features: a :class:`torch.nn.Module` (a copy is
+    used, in eval mode with frozen float parameters: the caller's module is not changed), a
+    callable on tensors, or a fitted scikit-learn linear projection,
+    :class:`~sklearn.decomposition.PCA` or :class:`~sklearn.decomposition.IncrementalPCA` (centred,
+    whitened if ``whiten=True``) or :class:`~sklearn.decomposition.TruncatedSVD`, applied as its
+    ``transform`` does.  Other scikit-learn transformers (NMF, LatentDirichletAllocation,
+    FactorAnalysis, SparsePCA, ...) are not linear projections and are refused: wrap them in a
+    torch module or callable.  Each feature vector is normalised to unit norm; with ``moments=2``
+    the elementwise squares are appended (the second-moment embedding),
+    :math:`\phi = [f/\|f\|,\ (f/\|f\|)^{\odot 2}] / \sqrt2`, still of norm at most 1, so both
+    moments are released together at sensitivity 1.
 
     The extractor must NOT have been fitted on the private rows: its weights reach the output.
+
+    Parameters
+    ----------
+    extractor : torch.nn.Module, callable or fitted PCA, IncrementalPCA or TruncatedSVD
+        Maps a ``(n, n_inputs)`` tensor of the model space to ``(n, k)`` features.
+    n_inputs : int
+        Width of the model space (the encoder's ``n_outputs_``).
+    moments : {1, 2}, default=1
+    device, dtype
+        Where and in which float type the features are computed.
+    feature_names : sequence of str, default=None
+        Names of the model-space columns (the encoder's ``get_feature_names_out()``), quoted when
+        the extractor expects another number of inputs.
 
     References
     ----------
@@ -209,16 +228,23 @@ class PerceptualFeatures(FeatureMap):
     Private Image Generation." TMLR 2023.
     """
 
-    def __init__(self, extractor, n_inputs: int, moments: int = 1, device="cpu", dtype=torch.float32):
+    def __init__(self, extractor, n_inputs: int, moments: int = 1, device="cpu", dtype=torch.float32,
+                 feature_names: Sequence[str] | None = None):
         if moments not in (1, 2):
             raise ValueError(f"moments must be 1 or 2, got {moments}")
         self.moments = moments
+        expected = _expected_width(extractor)
+        if expected is not None and expected != n_inputs:
+            raise ValueError(_width_message(n_inputs, feature_names, expected=expected))
         self.fn = _as_torch_extractor(extractor, device, dtype)
-        with torch.no_grad():
-            out = self.fn(torch.zeros(2, n_inputs, device=device, dtype=dtype))
-        if out.ndim != 2:
-            raise ValueError(
-                f"the feature extractor must return a 2-D (n, d) tensor, got shape {tuple(out.shape)}")
+        try:
+            with torch.no_grad():
+                out = self.fn(torch.zeros(2, n_inputs, device=device, dtype=dtype))
+        except RuntimeError as exc:  # torch's shape errors: say what the input is
+            raise ValueError(_width_message(n_inputs, feature_names, error=exc)) from exc
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+            raise ValueError(f"the feature extractor must return a 2-D (n, d) tensor, got {shape}")
         self.n_features = out.shape[1] * moments
 
     def __call__(self, Z: torch.Tensor) -> torch.Tensor:
@@ -231,35 +257,104 @@ class PerceptualFeatures(FeatureMap):
     def to(self, device) -> PerceptualFeatures:
         if isinstance(self.fn, nn.Module):
             self.fn = self.fn.to(device)
+        elif isinstance(self.fn, _LinearProjection):
+            self.fn.to(device)
         return self
+
+
+class _LinearProjection:
+    """``Z @ weight - offset``: the ``transform`` of a fitted PCA, IncrementalPCA or TruncatedSVD."""
+
+    def __init__(self, weight: torch.Tensor, offset: torch.Tensor):
+        self.weight = weight
+        self.offset = offset
+
+    def __call__(self, Z: torch.Tensor) -> torch.Tensor:
+        return Z @ self.weight - self.offset
+
+    def to(self, device) -> _LinearProjection:
+        self.weight, self.offset = self.weight.to(device), self.offset.to(device)
+        return self
+
+
+def _linear_projection(extractor, device, dtype) -> _LinearProjection:
+    """The exact ``transform`` of a fitted PCA / IncrementalPCA (centred, whitened) or TruncatedSVD."""
+    from sklearn.decomposition import PCA, IncrementalPCA
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(extractor, "components_")
+    weight = np.asarray(extractor.components_, dtype=np.float64).T  # (n_inputs, k)
+    offset = np.zeros(weight.shape[1])
+    if isinstance(extractor, PCA | IncrementalPCA):
+        offset = np.asarray(extractor.mean_, dtype=np.float64) @ weight
+        if extractor.whiten:  # as sklearn's _BasePCA._transform: tiny variances clipped at eps
+            scale = np.sqrt(np.asarray(extractor.explained_variance_, dtype=np.float64))
+            scale = np.maximum(scale, np.finfo(scale.dtype).eps)
+            weight, offset = weight / scale, offset / scale
+    return _LinearProjection(torch.as_tensor(weight, dtype=dtype, device=device),
+                             torch.as_tensor(offset, dtype=dtype, device=device))
+
+
+def _is_linear_projection(extractor) -> bool:
+    from sklearn.decomposition import PCA, IncrementalPCA, TruncatedSVD
+
+    return isinstance(extractor, PCA | IncrementalPCA | TruncatedSVD)
+
+
+def _expected_width(extractor) -> int | None:
+    """The input width an extractor declares (fitted linear projection, leading nn.Linear), if any."""
+    if _is_linear_projection(extractor) and hasattr(extractor, "components_"):
+        return int(np.shape(extractor.components_)[1])
+    while isinstance(extractor, nn.Sequential) and len(extractor):
+        extractor = extractor[0]
+    if isinstance(extractor, nn.Linear):
+        return int(extractor.in_features)
+    return None
+
+
+def _width_message(n_inputs: int, feature_names: Sequence[str] | None, expected: int | None = None,
+                   error: Exception | None = None) -> str:
+    names = ""
+    if feature_names is not None:
+        shown = [str(f) for f in feature_names]
+        names = f": {shown[:20]}{' ...' if len(shown) > 20 else ''}"
+    space = (f"the model space has {n_inputs} columns (the encoder's output columns, in order{names}; see "
+             "encoder_.get_feature_names_out())")
+    head = (f"the feature extractor expects {expected} inputs while {space}" if error is None else
+            f"the feature extractor failed on a batch of the model space ({error}); {space}")
+    return f"{head}.  Fit the extractor on TabularEncoder(schema).fit_transform(public_rows) with the same schema"
 
 
 def _as_torch_extractor(extractor, device, dtype) -> Callable[[torch.Tensor], torch.Tensor]:
     if isinstance(extractor, nn.Module):
-        module = extractor.to(device=device, dtype=dtype).eval()
+        # a private copy: the caller's module keeps its dtype, device, training flag and requires_grad
+        module = copy.deepcopy(extractor).to(device=device, dtype=dtype).eval()
         for p in module.parameters():
             p.requires_grad_(False)
         return module
+    if _is_linear_projection(extractor):
+        return _linear_projection(extractor, device, dtype)
     if hasattr(extractor, "components_"):
-        comps = torch.as_tensor(np.asarray(extractor.components_), dtype=dtype, device=device)
-        mean = getattr(extractor, "mean_", None)
-        mean_t = None if mean is None else torch.as_tensor(np.asarray(mean), dtype=dtype, device=device)
-
-        def linear(Z: torch.Tensor) -> torch.Tensor:
-            return (Z - mean_t if mean_t is not None else Z) @ comps.T
-
-        return linear
+        raise TypeError(
+            f"feature_extractor {type(extractor).__name__} has components_ but its transform is not a linear "
+            "projection; only a fitted PCA, IncrementalPCA or TruncatedSVD is applied directly.  Wrap other "
+            "transformers in a torch.nn.Module or a callable on tensors (differentiable: the generator is "
+            "trained through it)")
     if callable(extractor):
         return extractor
     raise TypeError(
-        "feature_extractor must be a torch.nn.Module, a callable on tensors or a fitted linear "
-        f"scikit-learn transformer with components_ (e.g. PCA), got {type(extractor).__name__}")
+        "feature_extractor must be a torch.nn.Module, a callable on tensors or a fitted PCA, IncrementalPCA "
+        f"or TruncatedSVD, got {type(extractor).__name__}")
 
 
 def make_feature_map(kind: str, *, blocks, n_inputs: int, seed: int, device, n_features: int | None,
                      length_scale: float | None, hermite_order: int, ntk_width: int,
-                     feature_extractor=None, perceptual_moments: int = 1) -> FeatureMap:
-    """Build the feature map named ``kind`` with defaults computed from the public layout only."""
+                     feature_extractor=None, perceptual_moments: int = 1,
+                     feature_names: Sequence[str] | None = None) -> FeatureMap:
+    """Build the feature map named ``kind`` with defaults computed from the public layout only.
+
+    ``feature_names`` (the model-space column names) are quoted in a perceptual extractor's width error.
+    """
     n_groups = len(blocks)
     if kind == "rff":
         # Gaussian kernel on the model space; the squared distance of two rows is a sum over
@@ -274,5 +369,6 @@ def make_feature_map(kind: str, *, blocks, n_inputs: int, seed: int, device, n_f
     if kind == "perceptual":
         if feature_extractor is None:
             raise ValueError("features='perceptual' needs feature_extractor= (a model fitted on public data)")
-        return PerceptualFeatures(feature_extractor, n_inputs, perceptual_moments, device=device)
+        return PerceptualFeatures(feature_extractor, n_inputs, perceptual_moments, device=device,
+                                  feature_names=feature_names)
     raise ValueError(f"features must be 'rff', 'hermite', 'ntk' or 'perceptual', got {kind!r}")

@@ -33,7 +33,7 @@ _STREAM_STATE = ("_sums", "_counts", "_stream_has_y")
 # Everything a fit derives from (or fixes for) the rows, cleared before a new fit and after one that fails
 # before its releases are recorded (an estimated schema is a release too).
 _FIT_STATE = ("generator_", "embedding_", "schema_", "encoder_", "dtypes_", "classes_", "target_name_",
-              "_target_spec", "feature_map_", "class_prior_", "n_samples_estimate_", "privacy_report_",
+              "_target_spec", "_y_dtype", "feature_map_", "class_prior_", "n_samples_estimate_", "privacy_report_",
               "loss_curve_", "_releases")
 
 
@@ -84,9 +84,11 @@ class DPMMDSynthesizer(BaseSynthesizer):
         Order C of the Hermite expansion.
     ntk_width : int, default=64
         Hidden width of the random network of ``"ntk"``.
-    feature_extractor : torch.nn.Module, callable or fitted linear transformer, default=None
-        For ``features="perceptual"``: maps the model space to features; must be fitted on
-        PUBLIC data only.
+    feature_extractor : torch.nn.Module, callable or fitted PCA, IncrementalPCA or TruncatedSVD, default=None
+        For ``features="perceptual"``: maps the model space (the ``encoder_``'s output columns,
+        in order) to features; must be fitted on PUBLIC data only.  A module is copied (the
+        caller's is not changed); other scikit-learn transformers are refused (wrap them in a
+        module), see :class:`~skdpgen.mmd.features.PerceptualFeatures`.
     perceptual_moments : {1, 2}, default=1
         Also match the second moments of the perceptual features.
     latent_dim : int, default=32
@@ -203,7 +205,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
             owner = self._owner()
             resolved = self._resolve_schema(Xf, ys, owner)
             feature_schema, target_spec, target_name, budget, schema_releases = resolved
-            self._begin(feature_schema, target_spec, target_name, Xf)
+            self._begin(feature_schema, target_spec, target_name, Xf, ys)
             self._accumulate(Xf, ys)
             return self._finish(budget, schema_releases)
         except BaseException:
@@ -227,7 +229,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
                 Xf = self._check_X(X, reset=True)
                 ys = self._check_y(y, len(Xf))
                 feature_schema, target_spec, target_name, _, releases = self._resolve_schema_declared(Xf, ys)
-                self._begin(feature_schema, target_spec, target_name, Xf)
+                self._begin(feature_schema, target_spec, target_name, Xf, ys)
                 self._stream_has_y = ys is not None
                 self._accumulate(Xf, ys)
             except BaseException:
@@ -271,7 +273,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
                                  f"(a column {name!r} or '__target__')")
         return self._resolve_schema(X, y, self._owner())
 
-    def _begin(self, feature_schema, target_spec, target_name, X: pd.DataFrame) -> None:
+    def _begin(self, feature_schema, target_spec, target_name, X: pd.DataFrame, y: pd.Series | None) -> None:
         self.schema_ = feature_schema
         self.encoder_ = self._fit_encoder(feature_schema, X)
         self.dtypes_ = public_dtypes(X.dtypes, feature_schema)
@@ -279,6 +281,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
             self.classes_ = np.asarray(list(target_spec.categories), dtype=object)
             self.target_name_ = target_name
             self._target_spec = target_spec
+            self._y_dtype = _public_label_dtype(y.dtype, self.classes_)
         else:
             self.classes_ = None
             self.target_name_ = None
@@ -287,7 +290,8 @@ class DPMMDSynthesizer(BaseSynthesizer):
             self.features, blocks=self.encoder_.blocks_, n_inputs=self.encoder_.n_outputs_,
             seed=self._seeds[1], device=self.device_, n_features=self.n_features,
             length_scale=self.length_scale, hermite_order=self.hermite_order, ntk_width=self.ntk_width,
-            feature_extractor=self.feature_extractor, perceptual_moments=self.perceptual_moments)
+            feature_extractor=self.feature_extractor, perceptual_moments=self.perceptual_moments,
+            feature_names=self.encoder_.get_feature_names_out())
         dim = self.feature_map_.n_features
         self._sums = torch.zeros(n_classes, dim, dtype=torch.float64, device=self.device_)
         self._counts = torch.zeros(n_classes, dtype=torch.float64, device=self.device_)
@@ -408,7 +412,8 @@ class DPMMDSynthesizer(BaseSynthesizer):
         """Draw ``n_samples`` synthetic rows (post-processing: no privacy cost).
 
         Returns a DataFrame with the fitted columns, order and dtypes (an ndarray if fit saw
-        one); with ``return_y=True`` after a class-conditional fit, ``(X, y)``.
+        one); with ``return_y=True`` after a class-conditional fit, ``(X, y)``: ``y`` has the fitted
+        labels' dtype (a categorical one with the released classes as its categories).
         """
         check_is_fitted(self)
         n = check_n_samples(n_samples)
@@ -419,10 +424,8 @@ class DPMMDSynthesizer(BaseSynthesizer):
         X_out = self._to_output(self.encoder_.inverse_transform(Z))
         if not return_y:
             return X_out
-        labels = self.classes_[y_idx]
-        if self._input_kind == "pandas":
-            return X_out, pd.Series(_restore_labels(labels), name=self.target_name_)
-        return X_out, _restore_labels(labels)
+        return X_out, _cast_labels(self.classes_, np.asarray(y_idx), getattr(self, "_y_dtype", None),
+                                   self.target_name_, as_series=self._input_kind == "pandas")
 
     @with_torch_threads
     def score(self, X, y=None) -> float:
@@ -466,6 +469,38 @@ def _stratified_labels(prior: np.ndarray, m: int) -> np.ndarray:
 
 def _py(value):
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _public_label_dtype(dtype, classes: np.ndarray):
+    """The fitted labels' dtype with no data in it: a categorical one is rebuilt from the released classes.
+
+    ``pd.Categorical(y)`` infers its categories from the private rows; only the released classes
+    (declared or DP-estimated) may be kept (see :func:`~skdpgen.encoding.public_dtypes`).
+    """
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.CategoricalDtype(list(classes.tolist()), ordered=dtype.ordered)
+    return dtype
+
+
+def _cast_labels(classes: np.ndarray, y_idx: np.ndarray, dtype, name, as_series: bool):
+    """The sampled labels ``classes[y_idx]`` as a Series (or ndarray) of the fitted labels' ``dtype``.
+
+    The classes are cast once; where ``dtype`` cannot hold them exactly, the dtype is inferred instead.
+    """
+    values = None
+    if dtype is not None:
+        try:
+            cast = pd.array(classes.tolist(), dtype=dtype)
+        except (TypeError, ValueError):
+            cast = None
+        if cast is not None and cast.tolist() == classes.tolist():  # no lossy cast (1.5 -> 1, "x" -> True)
+            values = cast.take(y_idx)
+    if values is None:
+        labels = _restore_labels(classes[y_idx])
+        return pd.Series(labels, name=name) if as_series else labels
+    if as_series:
+        return pd.Series(values, name=name, dtype=dtype)
+    return values.to_numpy() if isinstance(dtype, np.dtype) else _restore_labels(classes[y_idx])
 
 
 def _restore_labels(labels: np.ndarray) -> np.ndarray:
