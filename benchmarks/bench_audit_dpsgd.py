@@ -37,6 +37,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -121,4 +122,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # recorded figures reproduce bit for bit: the privacy noise follows the seeds (public data; never
+    # for a real release, see skdpgen.set_config); worker processes inherit the variable
+    os.environ.setdefault("SKDPGEN_REPRODUCIBLE_NOISE", "1")
     main()

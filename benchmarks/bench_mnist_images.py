@@ -431,4 +431,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    # recorded figures reproduce bit for bit: the privacy noise follows the seeds (public data; never
+    # for a real release, see skdpgen.set_config); worker processes inherit the variable
+    os.environ.setdefault("SKDPGEN_REPRODUCIBLE_NOISE", "1")
     main()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -194,4 +195,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # recorded figures reproduce bit for bit: the privacy noise follows the seeds (public data; never
+    # for a real release, see skdpgen.set_config); worker processes inherit the variable
+    os.environ.setdefault("SKDPGEN_REPRODUCIBLE_NOISE", "1")
     main()

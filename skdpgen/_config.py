@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -9,13 +10,14 @@ from contextlib import contextmanager
 
 __all__ = ["config_context", "get_config", "privacy_seed", "set_config"]
 
-_DEFAULTS = {"reproducible_noise": False}
 _local = threading.local()
 
 
 def _config() -> dict:
+    # default of each thread: False, or the environment variable SKDPGEN_REPRODUCIBLE_NOISE=1
+    # (which worker processes inherit; for benchmarks that must reproduce their figures)
     if not hasattr(_local, "config"):
-        _local.config = dict(_DEFAULTS)
+        _local.config = {"reproducible_noise": os.environ.get("SKDPGEN_REPRODUCIBLE_NOISE", "") == "1"}
     return _local.config
 
 
@@ -40,6 +42,8 @@ def set_config(reproducible_noise: bool | None = None) -> None:
         epsilons (``GridSearchCV`` over ``epsilon`` with a fixed ``random_state``) or two
         finalisations of overlapping data cancel each other's noise by a difference, so the
         ledger's composed guarantee no longer holds.  Knowing the seed removes the noise too.
+        The environment variable ``SKDPGEN_REPRODUCIBLE_NOISE=1`` sets the default of every
+        thread and process (the benchmarks use it, so that their figures reproduce).
     """
     if reproducible_noise is not None:
         _config()["reproducible_noise"] = bool(reproducible_noise)
