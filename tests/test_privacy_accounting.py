@@ -376,3 +376,14 @@ def test_calibrate_subsampled_noise_meets_target_tightly(accountant, rtol):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)) <= eps
+
+
+@pytest.mark.parametrize("epsilon", [1.35e5, 1.5e5, 2.5e5, 4e5, 5e5])
+def test_gdp_mu_near_its_cap_still_meets_delta(epsilon):
+    """Between the last doubling (512) and the cap (1000) the root is searched, not assumed."""
+    from skdpgen.privacy.accounting import gdp_delta, gdp_mu
+
+    mu = gdp_mu(epsilon, 1e-5)
+    assert mu < 1000.0
+    assert gdp_delta(mu, epsilon) <= 1e-5
+    assert gdp_delta(mu * (1 + 1e-6), epsilon) > 1e-5 * 0.999  # and it is the largest such mu

@@ -245,7 +245,10 @@ def gdp_mu(epsilon: float, delta: float) -> float:
     while f(hi) <= 0:
         lo, hi = hi, 2.0 * hi
         if hi > _MU_MAX:
-            return _MU_MAX
+            if f(_MU_MAX) <= 0:  # the cap itself meets the target
+                return _MU_MAX
+            hi = _MU_MAX  # the root lies in [lo, cap]
+            break
     while f(lo) > 0:
         lo, hi = lo / 2.0, lo
     mu = _root_log(f, lo, hi)
