@@ -19,6 +19,7 @@ from ._torch import derive_seeds, resolve_device
 from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
 from .privacy.accounting import gdp_epsilon
+from .privacy.ledger import Reservation
 from .schema import Schema, estimate_schema
 
 __all__ = ["BaseSynthesizer", "GDPBudget", "plan_gdp_budget"]
@@ -270,6 +271,20 @@ class BaseSynthesizer(BaseEstimator):
         """Check the external ledger (if any) and record; the fit's own report always gets them."""
         if self.ledger is not None:
             self.ledger.record(*releases)
+        self._releases = list(releases)
+
+    def _reserve_releases(self, planned: list[PrivacyRelease]) -> Reservation | None:
+        """Reserve ``planned`` in the external ledger (if any): checked and recorded atomically.
+
+        Raises :class:`~skdpgen.exceptions.PrivacyBudgetExceeded` (nothing recorded) when the
+        ledger cannot afford the plan.  Settle with :meth:`_settle_releases`.
+        """
+        return None if self.ledger is None else self.ledger.reserve(planned)
+
+    def _settle_releases(self, reservation: Reservation | None, releases: list[PrivacyRelease]) -> None:
+        """Replace the reservation by what was released (never refused); the fit's own report gets them."""
+        if reservation is not None:
+            self.ledger.settle(reservation, releases)
         self._releases = list(releases)
 
     def _make_report(self, budget: GDPBudget | None, accounting: str | None = None) -> dict:

@@ -731,10 +731,12 @@ def train_dpsgd(model: nn.Module, per_example_loss: PerExampleLoss, data: Batch,
     generator : torch.Generator
         Source of the Poisson samples and of the noise (ideally on the model's device).
     ledger : PrivacyLedger or None
-        When given, the budget is checked BEFORE training (raising
-        :class:`~skdpgen.exceptions.PrivacyBudgetExceeded`, the model untouched) and the release
-        is recorded after it (also if training fails).  An estimator that records its releases
-        itself passes ``ledger=None`` and records ``result.release``.
+        When given, the planned release is reserved BEFORE training
+        (:meth:`~skdpgen.privacy.PrivacyLedger.reserve`: the budget is checked and the plan recorded
+        in one atomic step, raising :class:`~skdpgen.exceptions.PrivacyBudgetExceeded` with the
+        model untouched), and the reservation is settled with the actual release after it (also if
+        training fails).  An estimator that accounts for its releases itself (it reserved its whole
+        plan) passes ``ledger=None`` and settles with ``result.release``.
     owner, name : str
         Stored in the release.
 
@@ -790,23 +792,24 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
                                          sensitivity=sensitivity, owner=owner)
 
     planned_release = release(planned)
-    if ledger is not None:
-        ledger.check([planned_release])
-    noise_std = sigma * sensitivity if sigma > 0 else 0.0
-    scale = _update_scale(config, n_rows)
-    optimizer = _make_optimizer(config, params)
-    scheduler = config.scheduler(optimizer, planned) if config.scheduler is not None else None
-    history: dict[str, list[float]] = {"loss": [], "batch_size": []} if config.diagnostics else {}
-    modes = {m: m.training for m in model.modules()}
-    model.train()
-    bar = None
-    if config.verbose:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=planned, desc=name)
-        bar.set_postfix(sigma=f"{sigma:.3g}")
+    # reserved before the first step (check and record in one atomic step): a concurrent fit on the
+    # same ledger cannot pass its check on the budget this run is about to spend
+    reservation = ledger.reserve([planned_release]) if ledger is not None else None
     done, stopped, failed = 0, False, True
+    modes = {m: m.training for m in model.modules()}
+    bar = None
     try:
+        noise_std = sigma * sensitivity if sigma > 0 else 0.0
+        scale = _update_scale(config, n_rows)
+        optimizer = _make_optimizer(config, params)
+        scheduler = config.scheduler(optimizer, planned) if config.scheduler is not None else None
+        history: dict[str, list[float]] = {"loss": [], "batch_size": []} if config.diagnostics else {}
+        model.train()
+        if config.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=planned, desc=name)
+            bar.set_postfix(sigma=f"{sigma:.3g}")
         for _ in range(planned):
             idx = poisson_sample(n_rows, q, generator, device)
             batch = data[idx] if isinstance(data, torch.Tensor) else tuple(t[idx] for t in tensors)
@@ -836,8 +839,8 @@ def _train(model, clipper, per_example_loss, data, tensors, n_rows, config, gene
             final = planned_release if done else None
         else:
             final = planned_release if done == planned else release(done)
-        if ledger is not None and final is not None:
-            ledger.record(final)
+        if reservation is not None and final is not planned_release:  # the reservation already holds the plan
+            ledger.settle(reservation, [] if final is None else [final])
     return DPSGDResult(noise_multiplier=float(sigma), sample_rate=q, steps=done, planned_steps=planned,
                        epsilon=final.epsilon, delta=final.delta, release=final, stopped_early=stopped,
                        history=history)

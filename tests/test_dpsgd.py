@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 
 import pytest
 import torch
@@ -385,6 +386,60 @@ def test_failures_record_what_was_released():
     with pytest.raises(RuntimeError, match="boom"):
         train_dpsgd(model, flaky, data, cfg, generator=torch_generator(2), ledger=ledger)
     assert len(ledger) == 1 and ledger.entries[0].steps == 10  # the planned release: 2 steps were taken
+
+
+def _race(n_threads: int, target, barrier: threading.Barrier) -> list[BaseException | None]:
+    """Run ``target(i)`` in threads; a thread that fails aborts ``barrier`` (its partners go on)."""
+    errors: list[BaseException | None] = [None] * n_threads
+
+    def run(i):
+        try:
+            target(i)
+        except BaseException as exc:
+            errors[i] = exc
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+def test_concurrent_runs_on_a_shared_ledger_never_train_unrecorded():
+    """Two threads, one ledger affording one run: the budget is reserved before the first step, so the
+    refused run raises before training (its model untouched) and the ledger records every run that trained."""
+    data = torch.randn(40, 6, dtype=torch.float64, generator=torch_generator(1))
+    cfg = DPSGDConfig(epsilon=1.0, delta=1e-5, epochs=1, batch_size=10, accountant="rdp")  # q = 0.25
+    ledger = PrivacyLedger(max_epsilon=1.1)
+    barrier = threading.Barrier(2)
+    models = [_make("mlp", seed)[0] for seed in (0, 1)]
+    before = [copy.deepcopy(m.state_dict()) for m in models]
+    calls = [0, 0]
+    results = [None, None]
+
+    def target(i):
+        def loss(model, batch):
+            calls[i] += 1
+            if calls[i] == 1:  # both threads start training before either finishes (before the fix)
+                try:
+                    barrier.wait(timeout=10)
+                except threading.BrokenBarrierError:
+                    pass
+            return model(batch)
+
+        results[i] = train_dpsgd(models[i], loss, data, cfg, generator=torch_generator(2 + i), ledger=ledger,
+                                 owner=f"thread{i}")
+
+    errors = _race(2, target, barrier)
+    refused = [i for i, e in enumerate(errors) if e is not None]
+    assert len(refused) == 1 and isinstance(errors[refused[0]], PrivacyBudgetExceeded)
+    (r,), (ok,) = refused, [i for i in (0, 1) if i not in refused]
+    assert calls[r] == 0  # refused before any step
+    assert all(torch.equal(v, models[r].state_dict()[k]) for k, v in before[r].items())
+    assert [e.owner for e in ledger.entries] == [f"thread{ok}"] and ledger.entries[0] is results[ok].release
+    assert ledger.spent()[0] <= 1.1
 
 
 def test_early_stopping_records_steps_taken():

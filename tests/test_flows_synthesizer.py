@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from skdpgen import PrivacyLedger
 from skdpgen.flows import DPFlowSynthesizer
@@ -297,9 +298,68 @@ def test_integer_values_out_of_bounds_or_fractional_score_minus_inf():
 
 
 def test_unreachable_epsilon_error_names_the_users_epsilon():
+    import re
+
     X = mixed_table(300, 13)
-    with pytest.raises(ValueError, match=r"at epsilon=0\.001:.*use fewer epochs.* a larger epsilon"):
+    with pytest.raises(ValueError, match=r"at epsilon=0\.001:.*use fewer epochs.* a larger epsilon") as err:
         DPFlowSynthesizer(schema=SCHEMA, epsilon=0.001, random_state=0, **{**TINY, "batch_size": 64}).fit(X)
+    # public terms only: no sampling rate or number of steps (they derive from the noisy row count)
+    msg = str(err.value)
+    assert "sampling rate" not in msg and "step" not in msg
+    assert set(re.findall(r"\d+(?:\.\d+)?(?:e\d+)?", msg)) <= {"0.001", "1e4", "1", "64"}
+
+
+def test_concurrent_fits_on_a_shared_ledger_never_keep_an_unrecorded_model(monkeypatch):
+    """Two fits in threads, one ledger affording one: the budget is reserved before any noise or training,
+    so the refused fit is left without a model and the ledger records every fit that trained."""
+    import threading
+
+    from sklearn.utils.validation import check_is_fitted
+
+    from skdpgen.exceptions import PrivacyBudgetExceeded
+    from skdpgen.flows import synthesizer
+
+    barrier = threading.Barrier(2)
+    real = synthesizer.train_dpsgd
+
+    def train_together(*args, **kwargs):  # before the fix both fits passed the check and trained
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthesizer, "train_dpsgd", train_together)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"v": rng.normal(0, 1, 300).clip(-4, 4)})
+    ledger = PrivacyLedger(max_epsilon=1.2)
+    flows = [DPFlowSynthesizer(schema={"v": {"type": "continuous", "bounds": [-4, 4]}}, epsilon=1.0, random_state=i,
+                               ledger=ledger, n_layers=2, hidden=(8,), epochs=1, batch_size=64, device="cpu")
+             for i in range(2)]
+    errors = [None, None]
+
+    def run(i):
+        try:
+            flows[i].fit(X)
+        except BaseException as exc:
+            errors[i] = exc
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    refused = [i for i, e in enumerate(errors) if e is not None]
+    assert len(refused) == 1 and isinstance(errors[refused[0]], PrivacyBudgetExceeded)
+    bad, good = flows[refused[0]], flows[1 - refused[0]]
+    assert not hasattr(bad, "model_") and not hasattr(bad, "n_samples_estimate_")
+    with pytest.raises(NotFittedError):
+        check_is_fitted(bad)
+    check_is_fitted(good)
+    assert [e.name for e in ledger.entries] == ["DPFlowSynthesizer.row_count", "DPFlowSynthesizer.dpsgd"]
+    assert {e.owner for e in ledger.entries} == {f"DPFlowSynthesizer#{id(good):x}"}
+    assert ledger.spent()[0] <= 1.2
 
 
 def test_inferred_categorical_dtype_does_not_leak_rare_values():

@@ -187,6 +187,50 @@ def test_check_raises_before_recording_and_leaves_entries_unchanged():
     assert ledger.spent()[0] == pytest.approx(eps)
 
 
+def test_reserve_checks_and_records_the_plan_and_settle_replaces_it():
+    ledger = PrivacyLedger(max_epsilon=6.0)
+    first = gaussian(mu=0.3, delta=1e-6)
+    ledger.record(first)
+    plan = subsampled(sigma=1.0, q=0.05, steps=100)
+    token = ledger.reserve([plan])
+    assert ledger.entries == [first, plan]  # the plan counts at once: a concurrent check sees it
+    planned_eps = ledger.spent()[0]
+    other = gaussian(mu=1.0, delta=1e-6)  # epsilon 4.9: fits the budget alone, not with the plan
+    PrivacyLedger(max_epsilon=6.0).check([first, other])
+    with pytest.raises(PrivacyBudgetExceeded):
+        ledger.check([other])
+    later = gaussian(mu=0.1, delta=1e-6)
+    ledger.record(later)
+    stopped = subsampled(sigma=1.0, q=0.05, steps=30)  # early stopping: fewer steps than planned
+    ledger.settle(token, [stopped])
+    assert ledger.entries == [first, stopped, later]  # in place of the reservation
+    assert ledger.spent()[0] < planned_eps
+    ledger.settle(token, [])  # settled again: nothing was released after all
+    assert ledger.entries == [first, later]
+
+
+def test_refused_reserve_records_nothing_and_settle_check_refuses_unchanged():
+    ledger = PrivacyLedger(max_epsilon=3.0)
+    ledger.record(gaussian(mu=0.5, delta=1e-6))  # epsilon 2.25
+    before = ledger.entries
+    with pytest.raises(PrivacyBudgetExceeded):
+        ledger.reserve([gaussian(mu=2.0, delta=1e-6)])
+    assert ledger.entries == before
+    small = gaussian(mu=0.1, delta=1e-6)
+    token = ledger.reserve([small])
+    with pytest.raises(PrivacyBudgetExceeded):  # narrowing to a plan that does not fit: nothing changes
+        ledger.settle(token, [gaussian(mu=2.0, delta=1e-6)], check=True)
+    assert ledger.entries == [*before, small]
+    ledger.settle(token, [gaussian(mu=2.0, delta=1e-6)])  # what was released is recorded, whatever it costs
+    assert ledger.spent()[0] > 3.0
+    with pytest.raises(ValueError, match="this ledger"):
+        PrivacyLedger().settle(token, [])
+    with pytest.raises(TypeError):
+        ledger.reserve(["not a release"])
+    copy_ = pickle.loads(pickle.dumps(ledger))  # pickling unchanged: the records, a new account
+    assert copy_.entries == ledger.entries and copy.deepcopy(ledger) is ledger
+
+
 def test_budget_exactly_met_is_accepted():
     # the GDP composition of two mu releases is exactly sqrt(2) mu: a budget set at that value
     mu, d = 0.7, 1e-6

@@ -142,8 +142,12 @@ def test_private_fit_records_one_account(digits, mlp):
     assert p.pruned_estimator_.hidden_layer_sizes == (16, 8)
     assert p.n_samples_estimate_ >= p.batch_size  # a DP count (1% of the budget), floored at the batch size
     # the budget is checked before any training
+    refusing = PrivacyLedger(max_epsilon=1.0)
     with pytest.raises(PrivacyBudgetExceeded):
-        DirichletPruner(mlp, epsilon=2.0, ledger=PrivacyLedger(max_epsilon=1.0)).fit(X, y)
+        p.set_params(ledger=refusing).fit(X, y)
+    assert len(refusing) == 0
+    for name in ("pruned_estimator_", "n_samples_estimate_", "estimator_", "privacy_report_"):
+        assert not hasattr(p, name), name  # the refused refit leaves no fitted attributes
 
 
 def test_min_steps_sets_the_length_of_the_gate_fit(digits, mlp):

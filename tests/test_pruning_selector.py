@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdpgen import DirichletFeatureSelector, PrivacyLedger, dirichlet_kl
+from skdpgen.exceptions import PrivacyBudgetExceeded
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -90,6 +91,12 @@ def test_private_fit():
     assert sel.feature_importances_.sum() == pytest.approx(1.0)
     # no data-derived standardisation under DP
     assert np.all(sel._x_mean == 0) and np.all(sel._x_scale == 1)
+    # a refit the ledger refuses (reserved before any noise) leaves the selector unfitted, nothing recorded
+    refusing = PrivacyLedger(max_epsilon=0.5)
+    with pytest.raises(PrivacyBudgetExceeded):
+        sel.set_params(ledger=refusing).fit(X, y)
+    assert len(refusing) == 0 and not hasattr(sel, "feature_importances_")
+    assert not hasattr(sel, "n_samples_estimate_") and not hasattr(sel, "classes_")
 
 
 def test_pipeline_grid_search_and_reproducibility():

@@ -232,7 +232,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
         owner = f"{type(self).__name__}#{id(self):x}"
         # until the ledger has accepted the plan, nothing DP-estimated (schema, classes, row count)
         # may stay on the object: a refused or failed preparation leaves it unfitted
+        reservation = None
         try:
+            # the whole budget is reserved before any noise is drawn (a refusal depends on public values
+            # only), then narrowed to the exact plan, which needs the noisy row count
+            reservation = self._reserve_releases([self._reserved_release(owner)])
             feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
                 Xf, ys, owner, split="basic")
             self.schema_ = feature_schema
@@ -266,16 +270,18 @@ class DPFlowSynthesizer(BaseSynthesizer):
                                                  steps=steps_each * int(self.n_components), delta=delta_sgd,
                                                  accountant=self.accountant, sensitivity=self._clip_norm(),
                                                  owner=owner)]
-            if self.ledger is not None:
-                self.ledger.check(planned)  # refuse before any training
+            if reservation is not None:
+                self.ledger.settle(reservation, planned, check=True)  # refuse before any training
         except BaseException:
+            if reservation is not None:  # nothing computed so far leaves the fit
+                self.ledger.settle(reservation, [])
             self._forget_fitted_state()
             raise
         done: list[PrivacyRelease] = [*schema_releases, count_release]
         try:
             steps = self._train(rows, q, sigma, delta_sgd, budget, owner, done)
         except BaseException:
-            self._commit_releases(planned)  # a partly trained model is a release too
+            self._settle_releases(reservation, planned)  # a partly trained model is a release too
             raise
         release = PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
                                             steps=steps, delta=delta_sgd, accountant=self.accountant,
@@ -283,7 +289,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
         self.dpsgd_ = DPSGDResult(noise_multiplier=sigma, sample_rate=q, steps=steps,
                                   planned_steps=steps_each * int(self.n_components), epsilon=release.epsilon,
                                   delta=release.delta, release=release)
-        self._commit_releases([*done, release])
+        self._settle_releases(reservation, [*done, release])
         self.privacy_report_ = self._make_report(
             None, accounting="row count, line searches and schema: Gaussian DP; DP-SGD: Opacus "
             + self.accountant.upper() + " accountant (Poisson-subsampled Gaussian, all components as one "
@@ -299,14 +305,24 @@ class DPFlowSynthesizer(BaseSynthesizer):
         except ValueError as exc:
             if "no noise multiplier" not in str(exc):
                 raise
-            advice = "fewer epochs, a larger batch_size or a larger epsilon" if q < 1 else \
-                "fewer epochs or a larger epsilon (every row is already in every batch)"
+            # public terms only: the sampling rate and the number of steps derive from the noisy row
+            # count, which is not released when the fit stops here
             raise ValueError(
                 f"{type(self).__name__} cannot be trained at epsilon={float(self.epsilon):g}: the DP-SGD part "
-                f"of the budget would need a noise multiplier above 1e4 for {steps} step(s) at sampling rate "
-                f"{q:.3g} (epochs={self.epochs}, batch_size={self.batch_size}"
+                f"of the budget would need a noise multiplier above 1e4 for epochs={self.epochs}, "
+                f"batch_size={self.batch_size}"
                 + (f", n_components={self.n_components}" if int(self.n_components) > 1 else "")
-                + f"); use {advice}") from exc
+                + "; use fewer epochs, a larger epsilon or a larger batch_size (unless every row is already "
+                "in every batch)") from exc
+
+    def _reserved_release(self, owner: str) -> PrivacyRelease:
+        """The whole fit's budget as one entry: what the ledger reserves before any noise is drawn.
+
+        The fit's releases (schema, row count, line searches, DP-SGD) split ``(epsilon, delta)``, so
+        together they cost at most this by basic composition.
+        """
+        return PrivacyRelease(name=f"{type(self).__name__}.fit (reserved)", mechanism="reserved",
+                              epsilon=float(self.epsilon), delta=float(self.delta), owner=owner)
 
     def _clip_norm(self) -> float | None:
         return None if math.isinf(float(self.epsilon)) else float(self.max_grad_norm)

@@ -15,7 +15,7 @@ from .accounting import (
     subsampled_gaussian_epsilon,
     subsampled_gaussian_rdp,
 )
-from .ledger import ADD_REMOVE, PrivacyLedger, PrivacyRelease
+from .ledger import ADD_REMOVE, PrivacyLedger, PrivacyRelease, Reservation
 from .mechanisms import gaussian_mechanism, gaussian_noise_like
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RDP_ORDERS",
     "PrivacyLedger",
     "PrivacyRelease",
+    "Reservation",
     "calibrate_gaussian",
     "calibrate_subsampled_noise",
     "compose_gdp",

@@ -20,7 +20,7 @@ from .accounting import (
     subsampled_gaussian_rdp,
 )
 
-__all__ = ["PrivacyRelease", "PrivacyLedger", "ADD_REMOVE"]
+__all__ = ["PrivacyRelease", "PrivacyLedger", "Reservation", "ADD_REMOVE"]
 
 ADD_REMOVE = "add/remove one row"
 
@@ -150,6 +150,13 @@ class PrivacyLedger:
       :math:`\alpha\mu^2/2`) at :math:`D - \sum_O \delta_i - \sum_G e_i`, plus
       :math:`\sum_O \varepsilon_i`.
 
+    Reservations: a fit that releases at the end of a long computation (DP-SGD) calls
+    :meth:`reserve` with its plan before it draws any noise or takes a step (checked and recorded
+    atomically, so concurrent fits cannot spend the same budget), then :meth:`settle` with what
+    it actually released.  One level per fit reserves: :func:`~skdpgen.dpsgd.train_dpsgd` reserves
+    its own run when given a ledger; an estimator that plans several releases reserves them all
+    and calls the engine with ``ledger=None``, so no release is recorded twice.
+
     The ``extra_delta`` of thresholding composes additively (when no key is released the
     release is the Gaussian mechanism; see ``doc/privacy.md``).
     Processes do not share memory: with ``GridSearchCV(n_jobs>1)`` and a process backend the
@@ -198,26 +205,78 @@ class PrivacyLedger:
     def check(self, releases: Iterable[PrivacyRelease]) -> tuple[float, float]:
         """The spend after ``releases``; raises if it exceeds the budget.  Records nothing."""
         with self._lock:
-            eps, dlt = _compose(self._entries + list(releases), None)
-            tol = 1e-9
-            if self.max_epsilon is not None and eps > self.max_epsilon * (1 + tol):
-                raise PrivacyBudgetExceeded(
-                    f"this release would bring the ledger to epsilon={eps:.4g} > max_epsilon="
-                    f"{self.max_epsilon:g} (already spent epsilon={self.spent()[0]:.4g})")
-            if self.max_delta is not None and dlt > self.max_delta * (1 + tol):
-                raise PrivacyBudgetExceeded(
-                    f"this release would bring the ledger to delta={dlt:.3g} > max_delta="
-                    f"{self.max_delta:g}")
-            return eps, dlt
+            return self._check_entries(self._entries + list(releases))
+
+    def _check_entries(self, entries: list[PrivacyRelease]) -> tuple[float, float]:
+        """The spend of ``entries`` (the ledger's records after a change); raises if over the budget."""
+        eps, dlt = _compose(entries, None)
+        tol = 1e-9
+        if self.max_epsilon is not None and eps > self.max_epsilon * (1 + tol):
+            raise PrivacyBudgetExceeded(
+                f"this release would bring the ledger to epsilon={eps:.4g} > max_epsilon="
+                f"{self.max_epsilon:g} (already spent epsilon={self.spent()[0]:.4g})")
+        if self.max_delta is not None and dlt > self.max_delta * (1 + tol):
+            raise PrivacyBudgetExceeded(
+                f"this release would bring the ledger to delta={dlt:.3g} > max_delta="
+                f"{self.max_delta:g}")
+        return eps, dlt
 
     def record(self, *releases: PrivacyRelease) -> None:
         """Check the budget and record ``releases`` atomically."""
-        for r in releases:
-            if not isinstance(r, PrivacyRelease):
-                raise TypeError(f"a ledger records PrivacyRelease objects, got {type(r).__name__}")
+        releases = _releases(releases)
         with self._lock:
             self.check(releases)
             self._entries.extend(releases)
+
+    def reserve(self, releases: Iterable[PrivacyRelease]) -> Reservation:
+        """Check the budget and record the PLANNED ``releases`` atomically, like :meth:`record`.
+
+        For a fit that releases something only after a long computation (DP-SGD): reserve the plan
+        before the first noisy step, then :meth:`settle` the reservation with what was actually
+        released.  Between the two, the plan counts in :meth:`spent` and :meth:`check`, so a
+        concurrent fit cannot spend the same budget.  Raises
+        :class:`~skdpgen.exceptions.PrivacyBudgetExceeded` (nothing recorded) when the plan does not fit.
+
+        Returns
+        -------
+        Reservation
+            The token to pass to :meth:`settle`.
+        """
+        releases = _releases(releases)
+        with self._lock:
+            self.check(releases)
+            self._entries.extend(releases)
+            return Reservation(self, releases)
+
+    def settle(self, reservation: Reservation, releases: Iterable[PrivacyRelease], *, check: bool = False) -> None:
+        """Replace the entries of ``reservation`` by ``releases`` (at their place in the record), atomically.
+
+        ``releases`` is what was actually released: fewer steps after early stopping, the whole plan
+        when training failed part-way, nothing when nothing left the fit (this cancels the
+        reservation).  Never leave out a release that happened.  By default nothing is refused (what
+        was released must be recorded); with ``check=True`` the budget is checked with ``releases``
+        in place of the reservation and :class:`~skdpgen.exceptions.PrivacyBudgetExceeded` is raised
+        (nothing changed): for narrowing a reservation to an exact plan before anything is released.
+        A reservation may be settled several times; each time replaces what it held.
+        """
+        releases = _releases(releases)
+        if not isinstance(reservation, Reservation) or reservation._ledger is not self:
+            raise ValueError("settle needs a Reservation made by this ledger's reserve()")
+        with self._lock:
+            claimed: list[int] = []
+            for r in reservation.releases:
+                i = next((i for i, e in enumerate(self._entries) if e is r and i not in claimed), None)
+                if i is None:
+                    raise ValueError(f"the reserved release {r.name!r} is no longer in this ledger")
+                claimed.append(i)
+            at = min(claimed, default=len(self._entries))  # no claimed entry before it: same index in kept
+            gone = set(claimed)
+            kept = [e for i, e in enumerate(self._entries) if i not in gone]
+            entries = kept[:at] + releases + kept[at:]
+            if check:
+                self._check_entries(entries)
+            self._entries = entries
+            reservation.releases = tuple(releases)
 
     def report(self, delta: float | None = None) -> dict:
         """The whole account as a plain dict (JSON-serialisable).
@@ -263,6 +322,29 @@ class PrivacyLedger:
         eps, dlt = self.spent()
         return (f"PrivacyLedger(max_epsilon={self.max_epsilon}, max_delta={self.max_delta}; "
                 f"{len(self)} releases, spent epsilon={eps:.4g}, delta={dlt:.3g})")
+
+
+class Reservation:
+    """A token of :meth:`PrivacyLedger.reserve`: the planned releases, recorded until settled.
+
+    ``releases`` holds what the reservation currently stands for in its ledger (the plan, then what
+    :meth:`PrivacyLedger.settle` put in its place).  Not meant to be pickled or shared between ledgers.
+    """
+
+    def __init__(self, ledger: PrivacyLedger, releases: list[PrivacyRelease]):
+        self._ledger = ledger
+        self.releases: tuple[PrivacyRelease, ...] = tuple(releases)
+
+    def __repr__(self) -> str:
+        return f"Reservation({[r.name for r in self.releases]})"
+
+
+def _releases(releases: Iterable[PrivacyRelease]) -> list[PrivacyRelease]:
+    out = list(releases)
+    for r in out:
+        if not isinstance(r, PrivacyRelease):
+            raise TypeError(f"a ledger records PrivacyRelease objects, got {type(r).__name__}")
+    return out
 
 
 def _is_subsampled(e: PrivacyRelease) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch.nn import functional as F
 from .._config import privacy_seed
 from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gaussian_mechanism, gdp_mu
+from ..privacy.ledger import Reservation
 
 # share of the budget spent on a DP estimate of the row count (it sets the sampling rate and the
 # 1/N weight of the KL term, both released)
@@ -114,15 +116,53 @@ def plan_budget(epsilon: float, delta: float, shares: list[float]) -> BudgetPlan
                       [delta_rest * s for s in shares])
 
 
-def private_count(n: int, epsilon: float, delta: float, seed: int, floor: float, name: str,
-                  owner: str) -> tuple[PrivacyRelease, float]:
-    """Gaussian release of the row count (sensitivity 1 under add/remove one row), floored at ``floor``."""
+def count_release(epsilon: float, delta: float, name: str, owner: str) -> PrivacyRelease:
+    """The Gaussian release of the row count (sensitivity 1 under add/remove one row), before any noise."""
     mu = gdp_mu(epsilon, delta)
     noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
+    return PrivacyRelease.gaussian(name, mu=mu, delta=delta, sensitivity=1.0, noise_std=noise_std, owner=owner)
+
+
+def private_count(n: int, release: PrivacyRelease, seed: int, floor: float) -> float:
+    """The noisy row count of ``release`` (see :func:`count_release`), floored at ``floor``."""
+    noise_std = float(release.noise_std)
     rng = np.random.default_rng(privacy_seed(seed, noise_std > 0))
     noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, rng)[0])
-    release = PrivacyRelease.gaussian(name, mu=mu, delta=delta, sensitivity=1.0, noise_std=noise_std, owner=owner)
-    return release, max(float(floor), noisy, 1.0)
+    return max(float(floor), noisy, 1.0)
+
+
+def forget_fitted_state(estimator) -> None:
+    """Delete every attribute of ``estimator`` that is not a constructor parameter (unfitted again)."""
+    params = set(estimator.get_params(deep=False))
+    for name in [n for n in vars(estimator) if n not in params]:
+        delattr(estimator, name)
+
+
+def reserve(estimator, planned: list[PrivacyRelease]) -> Reservation | None:
+    """Reserve the fit's ``planned`` releases in ``estimator.ledger`` (if any) before any noise is drawn.
+
+    A refusal (:class:`~skdpgen.exceptions.PrivacyBudgetExceeded`) leaves the estimator unfitted.
+    """
+    if estimator.ledger is None:
+        return None
+    try:
+        return estimator.ledger.reserve(planned)
+    except BaseException:
+        forget_fitted_state(estimator)
+        raise
+
+
+@contextmanager
+def settling(ledger: PrivacyLedger | None, reservation: Reservation | None, releases: list[PrivacyRelease]):
+    """On leaving the block (also by an exception), settle ``reservation`` with ``releases`` as they are then.
+
+    ``releases`` is the fit's list of what was released, filled in by :func:`run_dpsgd`.
+    """
+    try:
+        yield
+    finally:
+        if reservation is not None:
+            ledger.settle(reservation, releases)
 
 
 def dp_config(epsilon: float, delta: float, *, epochs: float, batch_size: int, n_hat: float, max_grad_norm: float,
@@ -135,15 +175,18 @@ def dp_config(epsilon: float, delta: float, *, epochs: float, batch_size: int, n
 
 
 def run_dpsgd(model, loss, data, config: DPSGDConfig, *, generator, owner: str, name: str,
-              releases: list[PrivacyRelease], ledger: PrivacyLedger | None) -> DPSGDResult:
-    """:func:`train_dpsgd` with the fit's releases committed to ``ledger`` even when it fails."""
+              releases: list[PrivacyRelease]) -> DPSGDResult:
+    """:func:`train_dpsgd` without a ledger; appends its release to ``releases``, even when it fails.
+
+    The fit reserved all its runs in its ledger beforehand (:func:`reserve`) and settles the
+    reservation with ``releases`` (:func:`settling`): each run is recorded once, at that level.
+    A failed run is entered at its planned budget (a partly trained model is a release too).
+    """
     try:
         result = train_dpsgd(model, loss, data, config, generator=generator, ledger=None, owner=owner, name=name)
     except BaseException:
-        planned = PrivacyRelease(name=name, mechanism="subsampled_gaussian", epsilon=config.epsilon,
-                                 delta=config.delta, owner=owner)
-        if ledger is not None:
-            ledger.record(*releases, planned)
+        releases.append(PrivacyRelease(name=name, mechanism="subsampled_gaussian", epsilon=config.epsilon,
+                                       delta=config.delta, owner=owner))
         raise
     releases.append(result.release)
     return result

@@ -549,7 +549,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         Raises
         ------
         PrivacyBudgetExceeded
-            When ``ledger`` cannot afford the fit (checked before any training).
+            When ``ledger`` cannot afford the fit: its whole plan is reserved before any noise is
+            drawn or any training, and a refused fit leaves the pruner unfitted.
         """
         self._validate_params()
         seeds = derive_seeds(self.random_state, 6)
@@ -597,6 +598,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         # ---- budget and releases
         do_fine_tune = float(self.fine_tune_epochs) > 0
         releases: list[PrivacyRelease] = []
+        reservation = None
         n_hat = float(n)
         if private:
             if do_fine_tune and not all(isinstance(m, nn.Linear) or (not isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -608,122 +610,119 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
                 raise ValueError("epsilon is set but nothing is trained on the rows (criterion without a Dirichlet fit "
                                  "and fine_tune_epochs=0); leave epsilon=None")
             budget = C.plan_budget(float(self.epsilon), float(self.delta), [r / len(runs) for r in runs])
-            count_release, n_hat = C.private_count(n, budget.count_epsilon, budget.count_delta, seeds[2],
-                                                   floor=self.batch_size, name=f"{type(self).__name__}.row_count",
-                                                   owner=owner)
+            count_release = C.count_release(budget.count_epsilon, budget.count_delta,
+                                            name=f"{type(self).__name__}.row_count", owner=owner)
+            planned = [PrivacyRelease(name=f"{type(self).__name__}.dpsgd[{i}]", mechanism="subsampled_gaussian",
+                                      epsilon=e, delta=d, owner=owner)
+                       for i, (e, d) in enumerate(zip(budget.run_epsilon, budget.run_delta, strict=True))]
+            # the whole plan, reserved before any noise; settled with what was released (C.settling)
+            reservation = C.reserve(self, [count_release, *planned])
+            n_hat = C.private_count(n, count_release, seeds[2], floor=self.batch_size)
             releases.append(count_release)
-            if self.ledger is not None:
-                planned = [PrivacyRelease(name=f"{type(self).__name__}.dpsgd[{i}]", mechanism="subsampled_gaussian",
-                                          epsilon=e, delta=d, owner=owner)
-                           for i, (e, d) in enumerate(zip(budget.run_epsilon, budget.run_delta, strict=True))]
-                self.ledger.check([count_release, *planned])
             self.n_samples_estimate_ = n_hat
 
-        # ---- the Dirichlet gates
-        gates = nn.ModuleList([DirichletGate(layer.n_units, self.init_concentration, device=device)
-                               for layer in plan.layers])
-        prior = float(self.prior_concentration)
-        kl_scale = float(self.kl_weight) / n_hat
-        gamma_gen = torch_generator(seeds[0], device)
+        with C.settling(self.ledger, reservation, releases):  # each run recorded once, here
+            # ---- the Dirichlet gates
+            gates = nn.ModuleList([DirichletGate(layer.n_units, self.init_concentration, device=device)
+                                   for layer in plan.layers])
+            prior = float(self.prior_concentration)
+            kl_scale = float(self.kl_weight) / n_hat
+            gamma_gen = torch_generator(seeds[0], device)
 
-        n_distinct = int(self.samples_per_batch)
+            n_distinct = int(self.samples_per_batch)
 
-        def gate_loss(model, batch):  # DP-SGD: one gate call per row (per-example gradients)
-            return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=True)
+            def gate_loss(model, batch):  # DP-SGD: one gate call per row (per-example gradients)
+                return gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, prior, kl_scale, per_row=True)
 
-        t0 = time.perf_counter()
-        gate_steps = 0
-        if self.criterion != "dirichlet":
-            pass
-        elif private:
-            q = min(1.0, self.batch_size / n_hat)  # DP-SGD takes round(epochs / q) steps
-            cfg = C.dp_config(budget.run_epsilon[0], budget.run_delta[0], epochs=self._gate_epochs(1.0 / q),
-                              batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
-                              accountant=self.accountant, lr=self.learning_rate, verbose=self.verbose)
-            self.dpsgd_ = C.run_dpsgd(gates, gate_loss, (Xt, Yt), cfg, generator=torch_generator(seeds[1], device),
-                                      owner=owner, name=f"{type(self).__name__}.dirichlet", releases=releases,
-                                      ledger=self.ledger)
-            gate_steps = self.dpsgd_.steps
-        else:
-            # the frozen layers before the first gate are evaluated once for all rows (eval mode:
-            # the same values as per batch), unless their outputs would be large
-            start = plan.layers[0].gate_at
-            prefix = net[:start].eval()  # a new Sequential is in train mode: would set the shared modules to train
-            with torch.no_grad():
-                prefix_numel = prefix(Xt[:1]).numel() * n
-            inputs = C.torch_outputs(prefix, Xt) if 0 < start and prefix_numel <= _PREFIX_MAX_NUMEL else Xt
-            start = start if inputs is not Xt else 0
-            flat = FlatGates(gates, prior, kl_value=False)
-
-            def flat_loss(model, batch):
-                return flat_gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, kl_scale, start)
-
-            epochs = self._gate_epochs(math.ceil(n / self.batch_size))
-            gate_steps = C.train_plain(flat, flat_loss, (inputs, Yt), epochs=epochs, batch_size=self.batch_size,
-                                       lr=self.learning_rate, generator=torch_generator(seeds[1], device))
-            flat.write_back(gates)
-            del inputs
-        fit_times = {"dirichlet": time.perf_counter() - t0}
-        self.n_gate_steps_ = int(gate_steps)
-
-        if self.criterion == "dirichlet":
-            alphas = [g.concentration().double().cpu().numpy() for g in gates]
-            self.concentrations_ = alphas
-            self.importances_ = [a / a.sum() for a in alphas]
-        elif self.criterion == "l1":
-            self.importances_ = magnitude_importances(net, plan)
-        else:
-            rng = np.random.default_rng(seeds[5])
-            self.importances_ = [v / v.sum() for v in (rng.random(k) for k in plan.n_units)]
-        self.kept_units_ = select_units(self.importances_, self.compression, self.scope, self.min_units)
-        pruned = prune_network(net, plan, self.kept_units_)
-        self.n_units_ = plan.n_units
-        self.n_units_pruned_ = [len(k) for k in self.kept_units_]
-        self.compression_ = 1.0 - sum(self.n_units_pruned_) / sum(self.n_units_)
-        self.n_params_ = count_parameters(net)
-        self.n_params_pruned_ = count_parameters(pruned)
-
-        # ---- fine-tuning
-        t0 = time.perf_counter()
-        if do_fine_tune:
-            pruned.requires_grad_(True)
-            lr = self.fine_tune_lr
-            if lr is None:
-                lr = float(getattr(est, "learning_rate_init", 1e-3))
-            l2 = float(getattr(est, "alpha", 0.0)) if is_sklearn_mlp(est) else 0.0
-
-            def ft_loss(model, batch):
-                xb, yb = batch
-                return C.per_example_nll(model(xb), yb, task)
-
-            ft_gen = torch_generator(seeds[3], device)
-            schedule = cosine_schedule if self.fine_tune_schedule == "cosine" else None
-            if private:
-                cfg = C.dp_config(budget.run_epsilon[-1], budget.run_delta[-1], epochs=self.fine_tune_epochs,
+            t0 = time.perf_counter()
+            gate_steps = 0
+            if self.criterion != "dirichlet":
+                pass
+            elif private:
+                q = min(1.0, self.batch_size / n_hat)  # DP-SGD takes round(epochs / q) steps
+                cfg = C.dp_config(budget.run_epsilon[0], budget.run_delta[0], epochs=self._gate_epochs(1.0 / q),
                                   batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
-                                  accountant=self.accountant, lr=lr, verbose=self.verbose,
-                                  weight_decay=l2 / self.batch_size, scheduler=schedule)
-                self.dpsgd_fine_tune_ = C.run_dpsgd(pruned, ft_loss, (Xt, Yt), cfg, generator=ft_gen, owner=owner,
-                                                    name=f"{type(self).__name__}.fine_tune", releases=releases,
-                                                    ledger=self.ledger)
+                                  accountant=self.accountant, lr=self.learning_rate, verbose=self.verbose)
+                self.dpsgd_ = C.run_dpsgd(gates, gate_loss, (Xt, Yt), cfg, generator=torch_generator(seeds[1], device),
+                                          owner=owner, name=f"{type(self).__name__}.dirichlet", releases=releases)
+                gate_steps = self.dpsgd_.steps
             else:
-                linears = [m.weight for m in pruned if isinstance(m, nn.Linear)] if l2 else []
+                # the frozen layers before the first gate are evaluated once for all rows (eval mode:
+                # the same values as per batch), unless their outputs would be large
+                start = plan.layers[0].gate_at
+                prefix = net[:start].eval()  # a new Sequential is in train mode: would set the shared modules to train
+                with torch.no_grad():
+                    prefix_numel = prefix(Xt[:1]).numel() * n
+                inputs = C.torch_outputs(prefix, Xt) if 0 < start and prefix_numel <= _PREFIX_MAX_NUMEL else Xt
+                start = start if inputs is not Xt else 0
+                flat = FlatGates(gates, prior, kl_value=False)
 
-                def ft_plain(model, batch):
-                    loss = ft_loss(model, batch)
-                    if linears:  # scikit-learn's penalty: 0.5 * alpha * ||W||^2 / batch size, per row
-                        loss = loss + 0.5 * l2 * sum(w.pow(2).sum() for w in linears) / len(loss)
-                    return loss
+                def flat_loss(model, batch):
+                    return flat_gates_loss(model, net, plan, batch, task, gamma_gen, n_distinct, kl_scale, start)
 
-                pruned.train()
-                C.train_plain(pruned, ft_plain, (Xt, Yt), epochs=self.fine_tune_epochs, batch_size=self.batch_size,
-                              lr=lr, generator=ft_gen, scheduler=schedule)
-        fit_times["fine_tune"] = time.perf_counter() - t0
-        self.fit_times_ = fit_times
-        pruned.eval()
+                epochs = self._gate_epochs(math.ceil(n / self.batch_size))
+                gate_steps = C.train_plain(flat, flat_loss, (inputs, Yt), epochs=epochs, batch_size=self.batch_size,
+                                           lr=self.learning_rate, generator=torch_generator(seeds[1], device))
+                flat.write_back(gates)
+                del inputs
+            fit_times = {"dirichlet": time.perf_counter() - t0}
+            self.n_gate_steps_ = int(gate_steps)
+
+            if self.criterion == "dirichlet":
+                alphas = [g.concentration().double().cpu().numpy() for g in gates]
+                self.concentrations_ = alphas
+                self.importances_ = [a / a.sum() for a in alphas]
+            elif self.criterion == "l1":
+                self.importances_ = magnitude_importances(net, plan)
+            else:
+                rng = np.random.default_rng(seeds[5])
+                self.importances_ = [v / v.sum() for v in (rng.random(k) for k in plan.n_units)]
+            self.kept_units_ = select_units(self.importances_, self.compression, self.scope, self.min_units)
+            pruned = prune_network(net, plan, self.kept_units_)
+            self.n_units_ = plan.n_units
+            self.n_units_pruned_ = [len(k) for k in self.kept_units_]
+            self.compression_ = 1.0 - sum(self.n_units_pruned_) / sum(self.n_units_)
+            self.n_params_ = count_parameters(net)
+            self.n_params_pruned_ = count_parameters(pruned)
+
+            # ---- fine-tuning
+            t0 = time.perf_counter()
+            if do_fine_tune:
+                pruned.requires_grad_(True)
+                lr = self.fine_tune_lr
+                if lr is None:
+                    lr = float(getattr(est, "learning_rate_init", 1e-3))
+                l2 = float(getattr(est, "alpha", 0.0)) if is_sklearn_mlp(est) else 0.0
+
+                def ft_loss(model, batch):
+                    xb, yb = batch
+                    return C.per_example_nll(model(xb), yb, task)
+
+                ft_gen = torch_generator(seeds[3], device)
+                schedule = cosine_schedule if self.fine_tune_schedule == "cosine" else None
+                if private:
+                    cfg = C.dp_config(budget.run_epsilon[-1], budget.run_delta[-1], epochs=self.fine_tune_epochs,
+                                      batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
+                                      accountant=self.accountant, lr=lr, verbose=self.verbose,
+                                      weight_decay=l2 / self.batch_size, scheduler=schedule)
+                    self.dpsgd_fine_tune_ = C.run_dpsgd(pruned, ft_loss, (Xt, Yt), cfg, generator=ft_gen, owner=owner,
+                                                        name=f"{type(self).__name__}.fine_tune", releases=releases)
+                else:
+                    linears = [m.weight for m in pruned if isinstance(m, nn.Linear)] if l2 else []
+
+                    def ft_plain(model, batch):
+                        loss = ft_loss(model, batch)
+                        if linears:  # scikit-learn's penalty: 0.5 * alpha * ||W||^2 / batch size, per row
+                            loss = loss + 0.5 * l2 * sum(w.pow(2).sum() for w in linears) / len(loss)
+                        return loss
+
+                    pruned.train()
+                    C.train_plain(pruned, ft_plain, (Xt, Yt), epochs=self.fine_tune_epochs, batch_size=self.batch_size,
+                                  lr=lr, generator=ft_gen, scheduler=schedule)
+            fit_times["fine_tune"] = time.perf_counter() - t0
+            self.fit_times_ = fit_times
+            pruned.eval()
         if private:
-            if self.ledger is not None:
-                self.ledger.record(*releases)
             self.privacy_report_ = C.make_report(
                 releases, self.epsilon, self.delta,
                 "DP: the Dirichlet concentrations (hence the ranking and the pruned architecture) and, when "

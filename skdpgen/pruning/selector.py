@@ -293,69 +293,68 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
 
         # ---- budget
         releases: list[PrivacyRelease] = []
+        reservation = None
         n_hat = float(n)
         if private:
             budget = C.plan_budget(float(self.epsilon), float(self.delta), [1.0])
-            count_release, n_hat = C.private_count(n, budget.count_epsilon, budget.count_delta, seeds[2],
-                                                   floor=self.batch_size, name=f"{type(self).__name__}.row_count",
-                                                   owner=owner)
+            count_release = C.count_release(budget.count_epsilon, budget.count_delta,
+                                            name=f"{type(self).__name__}.row_count", owner=owner)
+            planned = PrivacyRelease(name=f"{type(self).__name__}.dpsgd", mechanism="subsampled_gaussian",
+                                     epsilon=budget.run_epsilon[0], delta=budget.run_delta[0], owner=owner)
+            # the whole plan, reserved before any noise; settled with what was released (C.settling)
+            reservation = C.reserve(self, [count_release, planned])
+            n_hat = C.private_count(n, count_release, seeds[2], floor=self.batch_size)
             releases.append(count_release)
-            if self.ledger is not None:
-                planned = PrivacyRelease(name=f"{type(self).__name__}.dpsgd", mechanism="subsampled_gaussian",
-                                         epsilon=budget.run_epsilon[0], delta=budget.run_delta[0], owner=owner)
-                self.ledger.check([count_release, planned])
             self.n_samples_estimate_ = n_hat
 
-        # ---- model: gate (+ importance network) (+ own network)
-        model = nn.ModuleDict({"gate": DirichletGate(d, self.init_concentration, device=device)})
-        if self.amortized:
-            model["local"] = _mlp([d, *[int(h) for h in self.amortized_hidden], d], torch_generator(seeds[5], device),
-                                  device)
-        if own:
-            model["net"] = net
-        prior = float(self.prior_concentration)
-        kl_scale = float(self.kl_weight) / n_hat
-        kl_local = kl_scale
-        n_mc = int(self.n_samples)
-        gamma_gen = torch_generator(seeds[0], device)
+        with C.settling(self.ledger, reservation, releases):  # the run recorded once, here
+            # ---- model: gate (+ importance network) (+ own network)
+            model = nn.ModuleDict({"gate": DirichletGate(d, self.init_concentration, device=device)})
+            if self.amortized:
+                model["local"] = _mlp([d, *[int(h) for h in self.amortized_hidden], d],
+                                      torch_generator(seeds[5], device), device)
+            if own:
+                model["net"] = net
+            prior = float(self.prior_concentration)
+            kl_scale = float(self.kl_weight) / n_hat
+            kl_local = kl_scale
+            n_mc = int(self.n_samples)
+            gamma_gen = torch_generator(seeds[0], device)
 
-        def forward(m, xb, alpha):  # mean NLL over n_mc samples of the gate, per row
-            b = xb.shape[0]
-            s = sample_dirichlet(alpha.unsqueeze(1).expand(b, n_mc, d), gamma_gen) * d
-            xs = xb.unsqueeze(1) * s  # (B, S, D): the own net sees (B, S, D) (S calls per row)
-            out = m["net"](xs) if own else net(xs.reshape(b * n_mc, d))
-            out = out.reshape(b * n_mc, -1)
-            return out
+            def forward(m, xb, alpha):  # mean NLL over n_mc samples of the gate, per row
+                b = xb.shape[0]
+                s = sample_dirichlet(alpha.unsqueeze(1).expand(b, n_mc, d), gamma_gen) * d
+                xs = xb.unsqueeze(1) * s  # (B, S, D): the own net sees (B, S, D) (S calls per row)
+                out = m["net"](xs) if own else net(xs.reshape(b * n_mc, d))
+                out = out.reshape(b * n_mc, -1)
+                return out
 
-        def loss(m, batch):
-            xb, yb = batch
-            b = xb.shape[0]
-            yr = yb if n_mc == 1 else yb.repeat_interleave(n_mc, 0)
-            alpha = m["gate"](b)
-            nll = C.per_example_nll(forward(m, xb, alpha), yr, task).view(b, n_mc).mean(1)
-            total = nll + kl_scale * dirichlet_kl_torch(alpha, torch.full_like(alpha, prior))
-            if "local" in m:
-                a_loc = F.softplus(m["local"](xb)) + ALPHA_MIN
-                nll_loc = C.per_example_nll(forward(m, xb, a_loc), yr, task).view(b, n_mc).mean(1)
-                total = total + nll_loc + kl_local * dirichlet_kl_torch(a_loc, torch.full_like(a_loc, prior))
-            return total
+            def loss(m, batch):
+                xb, yb = batch
+                b = xb.shape[0]
+                yr = yb if n_mc == 1 else yb.repeat_interleave(n_mc, 0)
+                alpha = m["gate"](b)
+                nll = C.per_example_nll(forward(m, xb, alpha), yr, task).view(b, n_mc).mean(1)
+                total = nll + kl_scale * dirichlet_kl_torch(alpha, torch.full_like(alpha, prior))
+                if "local" in m:
+                    a_loc = F.softplus(m["local"](xb)) + ALPHA_MIN
+                    nll_loc = C.per_example_nll(forward(m, xb, a_loc), yr, task).view(b, n_mc).mean(1)
+                    total = total + nll_loc + kl_local * dirichlet_kl_torch(a_loc, torch.full_like(a_loc, prior))
+                return total
 
-        if private:
-            cfg = C.dp_config(budget.run_epsilon[0], budget.run_delta[0], epochs=self.epochs,
-                              batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
-                              accountant=self.accountant, lr=self.learning_rate, verbose=self.verbose)
-            self.dpsgd_ = C.run_dpsgd(model, loss, (Xt, Yt), cfg, generator=torch_generator(seeds[1], device),
-                                      owner=owner, name=f"{type(self).__name__}.dpsgd", releases=releases,
-                                      ledger=self.ledger)
-            if self.ledger is not None:
-                self.ledger.record(*releases)
-            self.privacy_report_ = C.make_report(
-                releases, self.epsilon, self.delta,
-                "DP: the feature concentrations, the importance network and the own network. Not covered: the "
-                "weights of a given estimator (trained by the user).")
-        else:
-            C.train_plain(model, loss, (Xt, Yt), epochs=self.epochs, batch_size=self.batch_size,
-                          lr=self.learning_rate, generator=torch_generator(seeds[1], device))
+            if private:
+                cfg = C.dp_config(budget.run_epsilon[0], budget.run_delta[0], epochs=self.epochs,
+                                  batch_size=self.batch_size, n_hat=n_hat, max_grad_norm=self.max_grad_norm,
+                                  accountant=self.accountant, lr=self.learning_rate, verbose=self.verbose)
+                self.dpsgd_ = C.run_dpsgd(model, loss, (Xt, Yt), cfg, generator=torch_generator(seeds[1], device),
+                                          owner=owner, name=f"{type(self).__name__}.dpsgd", releases=releases)
+                self.privacy_report_ = C.make_report(
+                    releases, self.epsilon, self.delta,
+                    "DP: the feature concentrations, the importance network and the own network. Not covered: the "
+                    "weights of a given estimator (trained by the user).")
+            else:
+                C.train_plain(model, loss, (Xt, Yt), epochs=self.epochs, batch_size=self.batch_size,
+                              lr=self.learning_rate, generator=torch_generator(seeds[1], device))
         model.eval()
         model.requires_grad_(False)
         alpha = model["gate"].concentration().double().cpu().numpy()
