@@ -374,3 +374,15 @@ def test_inferred_categorical_dtype_does_not_leak_rare_values():
     assert b"RARE_PERSON_NAME" not in pickle.dumps(flow)
     assert "RARE_PERSON_NAME" not in list(flow.dtypes_["c"].categories)
     assert "RARE_PERSON_NAME" not in set(flow.sample(500, random_state=0)["c"].astype(object))
+
+
+def test_missing_value_in_a_column_the_model_never_leaves_missing_scores_minus_inf():
+    """A DP-estimated schema imputes rare missing values (missing="impute") when encoding; as a
+    density, a missing value in such a column has probability 0."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
+    flow = DPFlowSynthesizer(epsilon=5.0, n_layers=2, hidden=(8,), epochs=1, batch_size=256, device="cpu",
+                             random_state=0).fit(X)
+    assert flow.schema_["a"].missing == "impute" and not flow.schema_["a"].nullable
+    scores = flow.score_samples(pd.DataFrame({"a": [0.0, np.nan], "b": [0.0, 0.0]}))
+    assert np.isfinite(scores[0]) and scores[1] == -np.inf

@@ -606,7 +606,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
         """Log-density of each row in the original units (see the class docstring).
 
         After ``fit(X, y)``: with ``y`` the joint density of ``(x, y)`` (``-inf`` for a label not in
-        ``classes_``), without it the density of ``x`` with the label summed out exactly.
+        ``classes_``), without it the density of ``x`` with the label summed out exactly.  Rows the
+        model cannot generate score ``-inf``: values outside a continuous column's bounds, integer
+        values out of bounds or not whole, and missing values in a non-nullable numeric column.
         """
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
@@ -631,7 +633,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
                 logp = np.logaddexp.reduce(np.stack(terms), axis=0)
         if unknown is not None:
             logp[unknown] = -np.inf
-        return logp + self._log_jacobian(Xf) + self._integer_support(Xf)
+        return logp + self._log_jacobian(Xf) + self._integer_support(Xf) + self._missing_support(Xf)
 
     def score(self, X, y=None) -> float:
         """Mean log-density per row (:meth:`score_samples`), for model selection on held-out rows."""
@@ -652,6 +654,20 @@ class DPFlowSynthesizer(BaseSynthesizer):
             with np.errstate(invalid="ignore"):
                 valid = np.isnan(x) | ((x >= lo) & (x <= hi) & (np.round(x) == x))
             total[~valid] = -np.inf
+        return total
+
+    def _missing_support(self, X: pd.DataFrame) -> np.ndarray:
+        """0, or -inf for a row with a missing value in a numeric column the model never leaves missing.
+
+        A non-nullable numeric column with ``missing="impute"`` (a DP-estimated schema) encodes a
+        missing value as a fixed point, which would give it that point's density; the model
+        generates no missing values there, so their probability is 0.
+        """
+        total = np.zeros(len(X))
+        for name, spec in self._joint_schema.columns.items():
+            if not spec.is_numeric or spec.nullable or name not in X.columns:
+                continue
+            total[X[name].isna().to_numpy()] = -np.inf
         return total
 
     def _log_jacobian(self, X: pd.DataFrame) -> np.ndarray:
