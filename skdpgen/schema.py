@@ -798,11 +798,13 @@ def estimate_schema(
         c = noisy[offset:offset + counts.size]
         offset += counts.size
         nullable = bool(c[-1] > tau)
+        missing_noisy = float(c[-1])
         c = c[:-1]
         if mode == "numeric":
             lo, hi = _bounds_from_noisy_counts(name, c, grid, tau, 2.0 * noise_std, q0, q1,
                                                integer=kind == "integer")
-            if not nullable and counts[-1] > 0:
+            # the warning is post-processing of the NOISY missing count (the exact one is private)
+            if not nullable and missing_noisy > 2.0 * noise_std:
                 imputed.append(name)
             specs.append(ColumnSpec(name, kind, bounds=(lo, hi), nullable=nullable,
                                     missing="error" if nullable else "impute"))
@@ -816,8 +818,8 @@ def estimate_schema(
             specs.append(ColumnSpec(name, kind, categories=tuple(kept), nullable=nullable, unknown="other"))
 
     schema = Schema(specs, target=target_name if y is not None else None)
-    if imputed:  # names only: how many values are missing is private
-        warnings.warn(f"the numeric column(s) {imputed} have missing values, too few for the differentially "
+    if imputed:  # from the noisy counts only: whether a value is missing is private
+        warnings.warn(f"the numeric column(s) {imputed} probably have missing values, too few for the differentially "
                       "private schema estimate to make them nullable; they are imputed with the midpoint of the "
                       "column's bounds (missing='impute'). To model missing values, declare the column(s) with "
                       "nullable=True in a schema.", UserWarning, stacklevel=2)

@@ -386,3 +386,16 @@ def test_missing_value_in_a_column_the_model_never_leaves_missing_scores_minus_i
     assert flow.schema_["a"].missing == "impute" and not flow.schema_["a"].nullable
     scores = flow.score_samples(pd.DataFrame({"a": [0.0, np.nan], "b": [0.0, 0.0]}))
     assert np.isfinite(scores[0]) and scores[1] == -np.inf
+
+
+def test_sequential_fits_on_a_shared_ledger_compose_tightly():
+    """The reservation is the exact plan (DP-SGD runs compose jointly in the ledger), not a
+    basic-composition bound: two fits at epsilon=1 fit under max_epsilon=1.6."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600).clip(-3, 3)})
+    schema = {"a": {"type": "continuous", "bounds": [-3, 3]}}
+    ledger = PrivacyLedger(max_epsilon=1.6)
+    for seed in (0, 1):
+        DPFlowSynthesizer(epsilon=1.0, schema=schema, ledger=ledger, n_layers=2, hidden=(8,), epochs=1,
+                          batch_size=64, device="cpu", random_state=seed).fit(X)
+    assert len(ledger) == 4 and ledger.spent()[0] <= 1.6

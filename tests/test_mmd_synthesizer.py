@@ -1,6 +1,7 @@
 """DPMMDSynthesizer end to end: sampling, dtypes, chunked fitting, privacy report, utility."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -254,11 +255,12 @@ def test_rare_missing_value_without_schema_is_imputed_not_fatal():
                       "m": pd.array(rng.integers(0, 9, n), dtype="Int64")})
     X.loc[7, "a"] = np.nan
     X.loc[11, "m"] = pd.NA
-    with pytest.warns(UserWarning, match=r"\['a', 'm'\] have missing values.*nullable=True") as record:
+    with warnings.catch_warnings(record=True) as record:  # a warning, if any, reads only the noisy counts
+        warnings.simplefilter("always")
         syn = DPMMDSynthesizer(epsilon=5.0, **TINY).fit(X)
     imputation = [w for w in record if "imputed" in str(w.message)]
-    assert len(imputation) == 1  # one warning per fit
-    assert not any(ch.isdigit() for ch in str(imputation[0].message))  # no count
+    assert len(imputation) <= 1  # at most one warning per fit
+    assert not any(ch.isdigit() for w in imputation for ch in str(w.message))  # no count
     assert syn.schema_["a"].missing == "impute" and not syn.schema_["a"].nullable
     out = syn.sample(500, random_state=0)
     assert not out.isna().any().any()

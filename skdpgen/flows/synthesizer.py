@@ -231,12 +231,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         ys = self._check_y(y, len(Xf))
         owner = f"{type(self).__name__}#{id(self):x}"
         # until the ledger has accepted the plan, nothing DP-estimated (schema, classes, row count)
-        # may stay on the object: a refused or failed preparation leaves it unfitted
-        reservation = None
+        # may stay on the object or leave the fit: a refused or failed preparation leaves it unfitted.
+        # The plan needs the noisy row count, so it is reserved (checked and recorded atomically: fits
+        # racing on one ledger cannot both pass) after that noise is drawn and before any training.
         try:
-            # the whole budget is reserved before any noise is drawn (a refusal depends on public values
-            # only), then narrowed to the exact plan, which needs the noisy row count
-            reservation = self._reserve_releases([self._reserved_release(owner)])
             feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
                 Xf, ys, owner, split="basic")
             self.schema_ = feature_schema
@@ -270,12 +268,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
                                                  steps=steps_each * int(self.n_components), delta=delta_sgd,
                                                  accountant=self.accountant, sensitivity=self._clip_norm(),
                                                  owner=owner)]
-            if reservation is not None:
-                self.ledger.settle(reservation, planned, check=True)  # refuse before any training
+            reservation = self._reserve_releases(planned)  # refuse before any training
         except BaseException:
-            if reservation is not None:  # nothing computed so far leaves the fit
-                self.ledger.settle(reservation, [])
-            self._forget_fitted_state()
+            self._forget_fitted_state()  # nothing computed so far leaves the fit
             raise
         done: list[PrivacyRelease] = [*schema_releases, count_release]
         try:
@@ -314,15 +309,6 @@ class DPFlowSynthesizer(BaseSynthesizer):
                 + (f", n_components={self.n_components}" if int(self.n_components) > 1 else "")
                 + "; use fewer epochs, a larger epsilon or a larger batch_size (unless every row is already "
                 "in every batch)") from exc
-
-    def _reserved_release(self, owner: str) -> PrivacyRelease:
-        """The whole fit's budget as one entry: what the ledger reserves before any noise is drawn.
-
-        The fit's releases (schema, row count, line searches, DP-SGD) split ``(epsilon, delta)``, so
-        together they cost at most this by basic composition.
-        """
-        return PrivacyRelease(name=f"{type(self).__name__}.fit (reserved)", mechanism="reserved",
-                              epsilon=float(self.epsilon), delta=float(self.delta), owner=owner)
 
     def _clip_norm(self) -> float | None:
         return None if math.isinf(float(self.epsilon)) else float(self.max_grad_norm)
