@@ -67,6 +67,13 @@ def plan_gdp_budget(epsilon: float, delta: float, schema_share: float, need_sche
     return GDPBudget(epsilon, delta, mu, threshold_delta, math.sqrt(share) * mu, math.sqrt(1 - share) * mu)
 
 
+def forget_fitted_state(estimator) -> None:
+    """Delete every attribute of ``estimator`` that is not a constructor parameter (unfitted again)."""
+    params = set(estimator.get_params(deep=False))
+    for name in [n for n in vars(estimator) if n not in params]:
+        delattr(estimator, name)
+
+
 class BaseSynthesizer(BaseEstimator):
     """Base class of skdpgen's synthesizers.
 
@@ -315,9 +322,7 @@ class BaseSynthesizer(BaseEstimator):
         For a fit that fails before its releases are recorded: a DP-estimated schema or row count
         that the ledger never accounted for must not stay on the object.
         """
-        params = set(self.get_params(deep=False))
-        for name in [n for n in vars(self) if n not in params]:
-            delattr(self, name)
+        forget_fitted_state(self)
 
     def _fit_encoder(self, feature_schema: Schema, X: pd.DataFrame) -> TabularEncoder:
         encoder = TabularEncoder(schema=feature_schema)

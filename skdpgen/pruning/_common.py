@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._config import privacy_seed
+from ..base import forget_fitted_state
 from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gaussian_mechanism, gdp_mu
 from ..privacy.ledger import Reservation
@@ -129,13 +130,6 @@ def private_count(n: int, release: PrivacyRelease, seed: int, floor: float) -> f
     rng = np.random.default_rng(privacy_seed(seed, noise_std > 0))
     noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, rng)[0])
     return max(float(floor), noisy, 1.0)
-
-
-def forget_fitted_state(estimator) -> None:
-    """Delete every attribute of ``estimator`` that is not a constructor parameter (unfitted again)."""
-    params = set(estimator.get_params(deep=False))
-    for name in [n for n in vars(estimator) if n not in params]:
-        delattr(estimator, name)
 
 
 def reserve(estimator, planned: list[PrivacyRelease]) -> Reservation | None:
