@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
@@ -72,6 +74,25 @@ def forget_fitted_state(estimator) -> None:
     params = set(estimator.get_params(deep=False))
     for name in [n for n in vars(estimator) if n not in params]:
         delattr(estimator, name)
+
+
+def unfitted_on_failure(fit: Callable) -> Callable:
+    """Decorate a ``fit``: when it raises, the estimator is left unfitted (:func:`forget_fitted_state`).
+
+    A refit that fails half-way would otherwise keep attributes of the earlier fit beside some of
+    the new one (a model that no longer matches ``feature_names_in_``, or a privacy report of a
+    different fit).
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            forget_fitted_state(self)
+            raise
+
+    return wrapper
 
 
 class BaseSynthesizer(BaseEstimator):

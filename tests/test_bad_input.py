@@ -296,3 +296,69 @@ def test_failed_fit_records_nothing():
     with pytest.raises(ValueError, match="not among the schema's categories"):
         _syn(ledger=ledger).fit(X, y)
     assert ledger.entries == []
+
+
+# ---- a failed refit leaves the estimator unfitted (no mix of two fits), with a clear message
+
+
+def _refit_cases():
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+    from torch import nn
+
+    from skdpgen import DirichletFeatureSelector, DirichletPruner
+    from skdpgen.bayes import (
+        DPBayesianGaussianMixture,
+        DPBayesianLogisticRegression,
+        DPLatentDirichletAllocation,
+    )
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((8,), max_iter=200, random_state=0).fit(X, y)
+    torch_net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    fast = dict(epochs=1, random_state=0)
+    counts = rng.poisson(2.0, size=(40, 12))
+    from skdpgen import DPFlowSynthesizer
+
+    df = pd.DataFrame({"a": rng.normal(size=120), "b": rng.choice(["x", "y"], size=120)})
+    df_bad = df.assign(a=df["a"].where(df.index != 3, np.inf))
+    return [
+        # (estimator, first fit args, refit args that fail, error message)
+        (DPMMDSynthesizer(epsilon=float("inf"), n_iter=5, random_state=0, device="cpu"), (df,), (df_bad,),
+         "non-finite"),
+        (DPFlowSynthesizer(epsilon=float("inf"), epochs=1, n_layers=1, hidden=(8,), random_state=0, device="cpu"),
+         (df,), (df_bad,), "non-finite"),
+        (DirichletPruner(mlp, fine_tune_epochs=0, min_steps=0, **fast), (X, y), (X[:, :3], y),
+         "X has 3 features, but the estimator MLPClassifier was fitted with 4"),
+        (DirichletPruner(torch_net, fine_tune_epochs=0, min_steps=0, **fast), (X, y), (X[:, :3], y),
+         "the network cannot be applied to X"),
+        (DirichletFeatureSelector(mlp, n_features_to_select=2, **fast), (X, y), (X[:, :3], y),
+         "X has 3 features, but the estimator MLPClassifier was fitted with 4"),
+        (DirichletFeatureSelector(torch_net, n_features_to_select=2, **fast), (X, y), (X[:, :3], y),
+         "the network cannot be applied to X"),
+        (DPBayesianLogisticRegression(epsilon=float("inf"), random_state=0), (X, y), (X, y + np.arange(120) % 3),
+         "binary"),
+        (DPBayesianGaussianMixture(n_components=2, epsilon=float("inf"), degrees_of_freedom_prior=3.5,
+                                   random_state=0), (X,), (np.c_[X, X],), "degrees_of_freedom_prior"),
+        (DPLatentDirichletAllocation(n_components=2, epsilon=float("inf"), random_state=0), (counts,),
+         (-counts,), "Negative values"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_failed_refit_leaves_the_estimator_unfitted(case):
+    from sklearn.utils.validation import check_is_fitted
+
+    est, first, bad, match = _refit_cases()[case]
+    est.fit(*first)
+    check_is_fitted(est)
+    with pytest.raises(ValueError, match=match):
+        est.fit(*bad)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+    assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]

@@ -41,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 
 from .._config import privacy_seed
 from .._torch import derive_seeds
+from ..base import unfitted_on_failure
 from ..privacy import (
     ADD_REMOVE,
     PrivacyLedger,
@@ -589,8 +590,9 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
         self.ledger = ledger
         self.verbose = verbose
 
+    @unfitted_on_failure
     def fit(self, X, y=None):
-        """Fit the model's global variational parameters with VIPS; returns self."""
+        """Fit the model's global variational parameters with VIPS; returns self (unfitted if it raises)."""
         self._validate_params()
         if self.model is None:
             raise ValueError("DPVariationalBayes needs a model, e.g. model=LDAModel() or model=LogisticModel()")

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
-from ..base import BaseSynthesizer, check_n_samples
+from ..base import BaseSynthesizer, check_n_samples, unfitted_on_failure
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
 from ..encoding import TabularEncoder, from_unit, public_dtypes, to_unit
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
@@ -210,6 +210,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
         self.accountant = accountant
 
     # ------------------------------------------------------------------ fitting
+    @unfitted_on_failure
     @with_torch_threads
     def fit(self, X, y=None):
         """Fit the flow on the table ``X`` (and the label ``y``, modelled jointly); returns self.

@@ -15,7 +15,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._config import privacy_seed
-from ..base import forget_fitted_state
 from ..dpsgd import DPSGDConfig, DPSGDResult, train_dpsgd
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gaussian_mechanism, gdp_mu
 from ..privacy.ledger import Reservation
@@ -135,15 +134,12 @@ def private_count(n: int, release: PrivacyRelease, seed: int, floor: float) -> f
 def reserve(estimator, planned: list[PrivacyRelease]) -> Reservation | None:
     """Reserve the fit's ``planned`` releases in ``estimator.ledger`` (if any) before any noise is drawn.
 
-    A refusal (:class:`~skdpgen.exceptions.PrivacyBudgetExceeded`) leaves the estimator unfitted.
+    A refusal raises :class:`~skdpgen.exceptions.PrivacyBudgetExceeded`; the estimators' ``fit`` is
+    decorated with :func:`~skdpgen.base.unfitted_on_failure`, so it leaves them unfitted.
     """
     if estimator.ledger is None:
         return None
-    try:
-        return estimator.ledger.reserve(planned)
-    except BaseException:
-        forget_fitted_state(estimator)
-        raise
+    return estimator.ledger.reserve(planned)
 
 
 @contextmanager
@@ -239,6 +235,24 @@ _PROBABILITY_OUTPUTS = (nn.Softmax, nn.Sigmoid)
 _NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 
 
+def check_input_width(est, n_features: int) -> None:
+    """Raise a clear ``ValueError`` when a fitted scikit-learn model was trained on another number of features."""
+    expected = getattr(est, "n_features_in_", None)
+    if expected is not None and int(expected) != int(n_features):
+        raise ValueError(f"X has {n_features} features, but the estimator {type(est).__name__} was fitted with "
+                         f"{expected} features")
+
+
+def check_network_accepts(net: nn.Module, example: torch.Tensor) -> torch.Tensor:
+    """``net(example)`` without gradients; a shape mismatch becomes a clear ``ValueError``, not torch's message."""
+    try:
+        with torch.no_grad():
+            return net(example)
+    except RuntimeError as exc:
+        raise ValueError(f"the network cannot be applied to X (one row has shape {tuple(example.shape[1:])}): "
+                         f"{exc}") from None
+
+
 def check_logit_outputs(net: nn.Module) -> None:
     """Raise ``ValueError`` when a classifier network ends in ``nn.Softmax`` or ``nn.Sigmoid`` (not logits).
 
@@ -279,10 +293,12 @@ def torch_targets(net: nn.Module, X_arr: np.ndarray, y_arr: np.ndarray, device, 
     logits as outputs (:func:`check_logit_outputs`).  ``private``: a finite epsilon, so error
     messages do not print label values.
     """
-    with torch.no_grad():
-        was = net.training
-        net.eval()
-        out = net(torch.as_tensor(np.ascontiguousarray(X_arr[:1]), dtype=torch.float32, device=device))
+    was = net.training
+    net.eval()
+    try:
+        out = check_network_accepts(net, torch.as_tensor(np.ascontiguousarray(X_arr[:1]), dtype=torch.float32,
+                                                         device=device))
+    finally:
         net.train(was)
     n_out = int(out.reshape(1, -1).shape[1])
     y_arr = np.asarray(y_arr)

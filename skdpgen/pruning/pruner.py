@@ -18,6 +18,7 @@ from torch import nn
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
+from ..base import unfitted_on_failure
 from ..dpsgd import cosine_schedule
 from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
@@ -535,6 +536,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
+    @unfitted_on_failure
     @with_torch_threads
     def fit(self, X, y):
         """Learn the Dirichlet importances, prune, optionally fine-tune; returns self.
@@ -572,6 +574,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
             else:
                 est = copy.deepcopy(est)
             X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, dtype=(np.float64, np.float32))
+            C.check_input_width(est, X_arr.shape[1])
             net = mlp_to_torch(est, device=device)
             task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
             if hasattr(est, "classes_"):  # scorers (roc_auc, neg_log_loss) need it

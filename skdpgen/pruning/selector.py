@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, make_linear, resolve_device, torch_generator, with_torch_threads
+from ..base import unfitted_on_failure
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
 from . import _common as C
 from .dirichlet import ALPHA_MIN, DirichletGate, dirichlet_kl_torch, sample_dirichlet
@@ -235,6 +236,7 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
+    @unfitted_on_failure
     @with_torch_threads
     def fit(self, X, y):
         """Learn the Dirichlet importances of the features of ``X`` for predicting ``y``; returns self."""
@@ -269,6 +271,7 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
                                      "rows would not be private; pass a model trained on public data")
                 est = clone(est).fit(X_arr, y_arr)
             else:
+                C.check_input_width(est, d)
                 est = copy.deepcopy(est)
             net = mlp_to_torch(est, device=device)
             task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
