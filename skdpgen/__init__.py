@@ -2,7 +2,7 @@
 
 from ._config import config_context, get_config, set_config
 from .bayes import DPBayesianLogisticRegression, DPLatentDirichletAllocation, DPVariationalBayes
-from .exceptions import PrivacyBudgetExceeded, PrivacyLeakWarning
+from .exceptions import LedgerCopyWarning, PrivacyBudgetExceeded, PrivacyLeakWarning
 from .flows import DPFlowSynthesizer
 from .mmd import DPMMDSynthesizer
 from .privacy import PrivacyLedger, PrivacyRelease
@@ -20,6 +20,7 @@ __all__ = [
     "DPVariationalBayes",
     "DirichletFeatureSelector",
     "DirichletPruner",
+    "LedgerCopyWarning",
     "PrivacyBudgetExceeded",
     "PrivacyLeakWarning",
     "PrivacyLedger",

@@ -16,3 +16,15 @@ class PrivacyBudgetExceeded(RuntimeError):
 
     Raised *before* anything is released, so the ledger and the data holder lose nothing.
     """
+
+
+class LedgerCopyWarning(UserWarning):
+    """A :class:`~skdpgen.PrivacyLedger` was pickled: the unpickled ledger is a separate copy.
+
+    What the copy records does not come back to the original, and the original's ``max_epsilon``
+    does not bound what the copy allows.  This is what happens to a shared ledger in
+    ``GridSearchCV(n_jobs>1)`` or ``cross_val_score(n_jobs>1)`` with joblib's default process
+    backend (loky): the workers' fits are not recorded.  Use ``n_jobs=1`` or
+    ``joblib.parallel_backend("threading")``.  Saving a fitted model (``joblib.dump``) pickles its
+    ledger too; silence the warning there with ``warnings.simplefilter("ignore", LedgerCopyWarning)``.
+    """

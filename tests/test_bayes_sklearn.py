@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdpgen import DPBayesianLogisticRegression, DPLatentDirichletAllocation, DPVariationalBayes
 from skdpgen.bayes import DPBayesianGaussianMixture, LDAModel, LogisticModel
-from skdpgen.exceptions import PrivacyBudgetExceeded
+from skdpgen.exceptions import LedgerCopyWarning, PrivacyBudgetExceeded
 from skdpgen.privacy import PrivacyLedger, compose_gdp, gdp_epsilon
 
 INF = float("inf")
@@ -111,7 +111,8 @@ def test_joblib_round_trip(tmp_path):
     X, y = _binary_data()
     clf = DPBayesianLogisticRegression(ledger=PrivacyLedger(), **LR_FAST).fit(X, y)
     lda = DPLatentDirichletAllocation(**LDA_FAST).fit(np.random.default_rng(0).poisson(1.0, size=(80, 15)))
-    joblib.dump((clf, lda), tmp_path / "m.joblib")
+    with pytest.warns(LedgerCopyWarning):
+        joblib.dump((clf, lda), tmp_path / "m.joblib")
     clf2, lda2 = joblib.load(tmp_path / "m.joblib")
     np.testing.assert_array_equal(clf2.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(lda2.sample(5, random_state=1).toarray(), lda.sample(5, random_state=1).toarray())

@@ -16,7 +16,7 @@ from opacus.accountants.analysis import rdp as opacus_rdp
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV
 
-from skdpgen.exceptions import PrivacyBudgetExceeded
+from skdpgen.exceptions import LedgerCopyWarning, PrivacyBudgetExceeded
 from skdpgen.privacy import (
     ADD_REMOVE,
     RDP_ORDERS,
@@ -227,7 +227,8 @@ def test_refused_reserve_records_nothing_and_settle_check_refuses_unchanged():
         PrivacyLedger().settle(token, [])
     with pytest.raises(TypeError):
         ledger.reserve(["not a release"])
-    copy_ = pickle.loads(pickle.dumps(ledger))  # pickling unchanged: the records, a new account
+    with pytest.warns(LedgerCopyWarning):
+        copy_ = pickle.loads(pickle.dumps(ledger))  # pickling unchanged: the records, a new account
     assert copy_.entries == ledger.entries and copy.deepcopy(ledger) is ledger
 
 
@@ -290,7 +291,8 @@ def test_grid_search_records_every_fit(n_jobs):
 def test_pickle_round_trip():
     ledger = PrivacyLedger(max_epsilon=8.0, max_delta=1e-4)
     ledger.record(gaussian(0.5, 1e-6), subsampled())
-    back = pickle.loads(pickle.dumps(ledger))
+    with pytest.warns(LedgerCopyWarning, match="n_jobs=1"):  # the loky pitfall is named
+        back = pickle.loads(pickle.dumps(ledger))
     assert back is not ledger  # a copy of the account, not the same one
     assert back.entries == ledger.entries
     assert back.spent() == ledger.spent()

@@ -20,7 +20,7 @@ from sklearn.utils.estimator_checks import (
 
 from skdpgen import DPMMDSynthesizer
 from skdpgen.datasets import load_breast_cancer_table
-from skdpgen.exceptions import PrivacyBudgetExceeded
+from skdpgen.exceptions import LedgerCopyWarning, PrivacyBudgetExceeded
 from skdpgen.flows import DPFlowSynthesizer
 from skdpgen.metrics import tstr_scorer
 from skdpgen.privacy import PrivacyLedger, compose_gdp, gdp_epsilon
@@ -275,7 +275,8 @@ def test_joblib_round_trip(cancer, tmp_path):
     X, y, schema = cancer
     est = DPMMDSynthesizer(schema=schema, ledger=PrivacyLedger(), **FAST).fit(X, y)
     path = tmp_path / "syn.joblib"
-    joblib.dump(est, path)
+    with pytest.warns(LedgerCopyWarning):  # its ledger is saved as a copy
+        joblib.dump(est, path)
     back = joblib.load(path)
     pd.testing.assert_frame_equal(back.sample(30, random_state=5), est.sample(30, random_state=5))
     Xa, ya = est.sample(30, random_state=6, return_y=True)
@@ -285,3 +286,15 @@ def test_joblib_round_trip(cancer, tmp_path):
     assert back.score(X, y) == est.score(X, y)
     assert back.privacy_report_ == est.privacy_report_
     assert len(back.ledger.entries) == 1
+
+
+def test_process_workers_do_not_share_the_ledger_and_the_user_is_warned(cancer):
+    # loky pickles the estimator (and its ledger) in the parent: the warning is raised where the user sees it
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y, schema = cancer
+    ledger = PrivacyLedger()
+    est = DPMMDSynthesizer(schema=schema, ledger=ledger, **FAST)
+    with pytest.warns(LedgerCopyWarning, match="NOT recorded"):
+        cross_val_score(est, X, y, cv=KFold(2), n_jobs=2)
+    assert len(ledger) == 0  # what the warning says: the workers' fits did not come back

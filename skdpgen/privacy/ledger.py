@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from scipy import special
 
-from ..exceptions import PrivacyBudgetExceeded
+from ..exceptions import LedgerCopyWarning, PrivacyBudgetExceeded
 from .accounting import (
     compose_gdp,
     gdp_epsilon,
@@ -181,6 +182,12 @@ class PrivacyLedger:
         return self
 
     def __getstate__(self):
+        # in the parent process, where a user sees it (a loky worker's warnings may never reach a notebook)
+        warnings.warn("a PrivacyLedger is being pickled: the unpickled ledger is a separate copy, whose records do "
+                      "not come back here and which max_epsilon does not bound across processes. With "
+                      "GridSearchCV/cross_val_score(n_jobs>1) and joblib's process backend the workers' fits are "
+                      "NOT recorded in this ledger: use n_jobs=1 or joblib.parallel_backend('threading'). (Expected "
+                      "when saving a fitted model: see skdpgen.LedgerCopyWarning.)", LedgerCopyWarning, stacklevel=2)
         with self._lock:
             state = self.__dict__.copy()
             state["_entries"] = list(self._entries)
