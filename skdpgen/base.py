@@ -69,28 +69,47 @@ def plan_gdp_budget(epsilon: float, delta: float, schema_share: float, need_sche
     return GDPBudget(epsilon, delta, mu, threshold_delta, math.sqrt(share) * mu, math.sqrt(1 - share) * mu)
 
 
+# the private attributes that the last fit (decorated with fresh_fit) created
+_FIT_PRIVATE = "_skdpgen_fit_private"
+
+
 def forget_fitted_state(estimator) -> None:
-    """Delete every attribute of ``estimator`` that is not a constructor parameter (unfitted again)."""
+    """Make ``estimator`` unfitted: delete its fitted attributes.
+
+    Those are the public names ending in ``_`` (scikit-learn's convention, what
+    :func:`~sklearn.utils.validation.check_is_fitted` looks for) and the private attributes that
+    the last :func:`fresh_fit` call created.  Constructor parameters and what scikit-learn keeps
+    on the instance outside ``fit`` (``set_output`` configuration, metadata requests, callback
+    contexts) stay.
+    """
     params = set(estimator.get_params(deep=False))
-    for name in [n for n in vars(estimator) if n not in params]:
-        delattr(estimator, name)
+    own = set(vars(estimator).get(_FIT_PRIVATE, ())) | {_FIT_PRIVATE}
+    for name in list(vars(estimator)):
+        if name not in params and (name in own or (name.endswith("_") and not name.startswith("_"))):
+            delattr(estimator, name)
 
 
-def unfitted_on_failure(fit: Callable) -> Callable:
-    """Decorate a ``fit``: when it raises, the estimator is left unfitted (:func:`forget_fitted_state`).
+def fresh_fit(fit: Callable) -> Callable:
+    """Decorate a ``fit``: it starts from an unfitted estimator and, if it raises, leaves it unfitted.
 
-    A refit that fails half-way would otherwise keep attributes of the earlier fit beside some of
-    the new one (a model that no longer matches ``feature_names_in_``, or a privacy report of a
-    different fit).
+    Otherwise a refit would keep attributes of the earlier fit that it does not set itself (the
+    ``privacy_report_`` of a private fit after a non-private one), and a refit that fails
+    half-way would mix the two fits.  A failed fit also loses every attribute it added.
     """
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
+        forget_fitted_state(self)
+        before = set(vars(self))
         try:
-            return fit(self, *args, **kwargs)
+            out = fit(self, *args, **kwargs)
         except BaseException:
-            forget_fitted_state(self)
+            for name in set(vars(self)) - before:
+                delattr(self, name)
             raise
+        added = set(vars(self)) - before
+        vars(self)[_FIT_PRIVATE] = tuple(sorted(n for n in added if n.startswith("_")))
+        return out
 
     return wrapper
 
@@ -336,14 +355,6 @@ class BaseSynthesizer(BaseEstimator):
         self._validate_params()
         self._seeds = derive_seeds(self.random_state, n_seeds)
         self.device_ = resolve_device(self.device)
-
-    def _forget_fitted_state(self) -> None:
-        """Delete every attribute that is not a constructor parameter: the estimator is unfitted again.
-
-        For a fit that fails before its releases are recorded: a DP-estimated schema or row count
-        that the ledger never accounted for must not stay on the object.
-        """
-        forget_fitted_state(self)
 
     def _fit_encoder(self, feature_schema: Schema, X: pd.DataFrame) -> TabularEncoder:
         encoder = TabularEncoder(schema=feature_schema)

@@ -362,3 +362,46 @@ def test_failed_refit_leaves_the_estimator_unfitted(case):
     with pytest.raises(NotFittedError):
         check_is_fitted(est)
     assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_a_refit_keeps_nothing_of_the_earlier_fit():
+    # a private fit, then a non-private one: no privacy report or DP attribute of the first may remain
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    from skdpgen import DirichletFeatureSelector, DirichletPruner
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((8,), max_iter=200, random_state=0).fit(X, y)
+    pruner = DirichletPruner(mlp, epsilon=2.0, min_steps=5, batch_size=64, fine_tune_epochs=0, random_state=0)
+    selector = DirichletFeatureSelector(n_features_to_select=2, epsilon=2.0, classes=[0, 1], epochs=1,
+                                        batch_size=64, random_state=0)
+    gone = ("privacy_report_", "n_samples_estimate_", "dpsgd_")
+    for est, refit, names in ((pruner, dict(epsilon=None, criterion="l1"), (*gone, "concentrations_")),
+                              (selector, dict(epsilon=None), gone)):
+        est.fit(X, y)
+        assert all(hasattr(est, name) for name in names)
+        est.set_params(**refit).fit(X, y)
+        for name in names:
+            assert not hasattr(est, name), name
+
+
+def test_refits_keep_what_scikit_learn_stores_outside_fit():
+    # set_output's configuration lives on the instance: neither a refit nor a failed fit may drop it
+    from skdpgen import DirichletFeatureSelector
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(120, 4)), columns=list("abcd"))
+    y = (X["a"] > 0).astype(int)
+    sel = DirichletFeatureSelector(n_features_to_select=2, hidden=(8,), epochs=1, random_state=0)
+    sel.set_output(transform="pandas")
+    sel.fit(X, y)
+    with pytest.raises(ValueError):
+        sel.fit(X.assign(a=np.nan), y)
+    out = sel.fit(X, y).transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(sel.get_feature_names_out())

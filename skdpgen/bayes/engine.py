@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 
 from .._config import privacy_seed
 from .._torch import derive_seeds
-from ..base import unfitted_on_failure
+from ..base import fresh_fit
 from ..privacy import (
     ADD_REMOVE,
     PrivacyLedger,
@@ -590,7 +590,7 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
         self.ledger = ledger
         self.verbose = verbose
 
-    @unfitted_on_failure
+    @fresh_fit
     def fit(self, X, y=None):
         """Fit the model's global variational parameters with VIPS; returns self (unfitted if it raises)."""
         self._validate_params()

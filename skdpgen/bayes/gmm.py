@@ -32,7 +32,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._torch import derive_seeds
-from ..base import check_n_samples, unfitted_on_failure
+from ..base import check_n_samples, fresh_fit
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
 from .logistic import _SymPacker, clip_rows
 
@@ -236,7 +236,7 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
                                     covariance_prior=self.covariance_prior,
                                     degrees_of_freedom_prior=self.degrees_of_freedom_prior)
 
-    @unfitted_on_failure
+    @fresh_fit
     def fit(self, X, y=None):
         """Fit the variational posterior with VIPS; returns self."""
         self._validate_params()

@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from .._torch import derive_seeds
-from ..base import check_n_samples, unfitted_on_failure
+from ..base import check_n_samples, fresh_fit
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
 
 __all__ = ["LDAModel", "DPLatentDirichletAllocation"]
@@ -402,7 +402,7 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         X.sum_duplicates()
         return X
 
-    @unfitted_on_failure
+    @fresh_fit
     def fit(self, X, y=None):
         """Learn the topics from the document-term matrix ``X`` (counts, dense or sparse); returns self."""
         self._validate_params()

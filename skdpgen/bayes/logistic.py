@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._torch import derive_seeds
-from ..base import check_n_samples, unfitted_on_failure
+from ..base import check_n_samples, fresh_fit
 from ..exceptions import PrivacyLeakWarning
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
 
@@ -332,7 +332,7 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
                              intercept_scaling=self.intercept_scaling, norm_bound=self.norm_bound,
                              noise_floor=self.noise_floor)
 
-    @unfitted_on_failure
+    @fresh_fit
     def fit(self, X, y):
         """Fit the variational posterior :math:`q(\\beta)` with VIPS; returns self."""
         self._validate_params()

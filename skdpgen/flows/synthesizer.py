@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
-from ..base import BaseSynthesizer, check_n_samples, unfitted_on_failure
+from ..base import BaseSynthesizer, check_n_samples, fresh_fit
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
 from ..encoding import TabularEncoder, from_unit, public_dtypes, to_unit
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
@@ -210,7 +210,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
         self.accountant = accountant
 
     # ------------------------------------------------------------------ fitting
-    @unfitted_on_failure
+    @fresh_fit
     @with_torch_threads
     def fit(self, X, y=None):
         """Fit the flow on the table ``X`` (and the label ``y``, modelled jointly); returns self.
@@ -232,47 +232,43 @@ class DPFlowSynthesizer(BaseSynthesizer):
         ys = self._check_y(y, len(Xf))
         owner = f"{type(self).__name__}#{id(self):x}"
         # until the ledger has accepted the plan, nothing DP-estimated (schema, classes, row count)
-        # may stay on the object or leave the fit: a refused or failed preparation leaves it unfitted.
+        # may stay on the object or leave the fit: a refused or failed fit leaves it unfitted (fresh_fit).
         # The plan needs the noisy row count, so it is reserved (checked and recorded atomically: fits
         # racing on one ledger cannot both pass) after that noise is drawn and before any training.
-        try:
-            feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
-                Xf, ys, owner, split="basic")
-            self.schema_ = feature_schema
-            table, joint = Xf, feature_schema
-            self.target_name_, self.classes_ = None, None
-            if ys is not None:
-                if target_name in Xf.columns:
-                    raise ValueError(f"the label {target_name!r} is also a column of X; give it once")
-                self.target_name_ = target_name
-                Xf, ys = _drop_unreleased_labels(Xf, ys, target_spec)
-                # every label in the model (and so every sampled label) is one of classes_
-                target_spec = replace(target_spec, name=target_name, unknown="error")
-                self.classes_ = np.asarray(target_spec.categories, dtype=object)
-                table = Xf.assign(**{target_name: ys.to_numpy()})
-                joint = Schema([*feature_schema.columns.values(), target_spec])
-            self.dtypes_ = public_dtypes(table.dtypes, joint)
-            self._joint_schema = joint
-            self.encoder_ = TabularEncoder(_dequantised_schema(joint)).fit(table)
-            self._setup_layout()
-            rows = self._rows(table)
+        feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
+            Xf, ys, owner, split="basic")
+        self.schema_ = feature_schema
+        table, joint = Xf, feature_schema
+        self.target_name_, self.classes_ = None, None
+        if ys is not None:
+            if target_name in Xf.columns:
+                raise ValueError(f"the label {target_name!r} is also a column of X; give it once")
+            self.target_name_ = target_name
+            Xf, ys = _drop_unreleased_labels(Xf, ys, target_spec)
+            # every label in the model (and so every sampled label) is one of classes_
+            target_spec = replace(target_spec, name=target_name, unknown="error")
+            self.classes_ = np.asarray(target_spec.categories, dtype=object)
+            table = Xf.assign(**{target_name: ys.to_numpy()})
+            joint = Schema([*feature_schema.columns.values(), target_spec])
+        self.dtypes_ = public_dtypes(table.dtypes, joint)
+        self._joint_schema = joint
+        self.encoder_ = TabularEncoder(_dequantised_schema(joint)).fit(table)
+        self._setup_layout()
+        rows = self._rows(table)
 
-            budget = self._plan_budget(bool(schema_releases))
-            count_release, n_hat = self._private_count(len(Xf), *budget["count"], owner)
-            self.n_samples_estimate_ = n_hat
-            q = min(1.0, int(self.batch_size) / n_hat)
-            steps_each = max(1, round(float(self.epochs) / q))
-            eps_sgd, delta_sgd = budget["dpsgd"]
-            sigma = self._calibrate(eps_sgd, delta_sgd, q, steps_each * int(self.n_components))
-            planned = [*schema_releases, count_release, *self._planned_searches(budget, owner),
-                       PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
-                                                 steps=steps_each * int(self.n_components), delta=delta_sgd,
-                                                 accountant=self.accountant, sensitivity=self._clip_norm(),
-                                                 owner=owner)]
-            reservation = self._reserve_releases(planned)  # refuse before any training
-        except BaseException:
-            self._forget_fitted_state()  # nothing computed so far leaves the fit
-            raise
+        budget = self._plan_budget(bool(schema_releases))
+        count_release, n_hat = self._private_count(len(Xf), *budget["count"], owner)
+        self.n_samples_estimate_ = n_hat
+        q = min(1.0, int(self.batch_size) / n_hat)
+        steps_each = max(1, round(float(self.epochs) / q))
+        eps_sgd, delta_sgd = budget["dpsgd"]
+        sigma = self._calibrate(eps_sgd, delta_sgd, q, steps_each * int(self.n_components))
+        planned = [*schema_releases, count_release, *self._planned_searches(budget, owner),
+                   PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
+                                             steps=steps_each * int(self.n_components), delta=delta_sgd,
+                                             accountant=self.accountant, sensitivity=self._clip_norm(),
+                                             owner=owner)]
+        reservation = self._reserve_releases(planned)  # refuse before any training
         done: list[PrivacyRelease] = [*schema_releases, count_release]
         try:
             steps = self._train(rows, q, sigma, delta_sgd, budget, owner, done)

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
-from ..base import BaseSynthesizer, check_n_samples, plan_gdp_budget, unfitted_on_failure
+from ..base import BaseSynthesizer, check_n_samples, fresh_fit, plan_gdp_budget
 from ..encoding import public_dtypes
 from ..privacy import gaussian_mechanism
 from ..schema import Schema
@@ -194,7 +194,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         self.chunk_size = chunk_size
 
     # ------------------------------------------------------------------ fitting
-    @unfitted_on_failure
+    @fresh_fit
     @with_torch_threads
     def fit(self, X, y=None):
         """Fit on the whole table ``X`` (and optional class labels ``y``); returns self."""

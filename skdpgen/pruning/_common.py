@@ -135,7 +135,7 @@ def reserve(estimator, planned: list[PrivacyRelease]) -> Reservation | None:
     """Reserve the fit's ``planned`` releases in ``estimator.ledger`` (if any) before any noise is drawn.
 
     A refusal raises :class:`~skdpgen.exceptions.PrivacyBudgetExceeded`; the estimators' ``fit`` is
-    decorated with :func:`~skdpgen.base.unfitted_on_failure`, so it leaves them unfitted.
+    decorated with :func:`~skdpgen.base.fresh_fit`, so it leaves them unfitted.
     """
     if estimator.ledger is None:
         return None

@@ -18,7 +18,7 @@ from torch import nn
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
-from ..base import unfitted_on_failure
+from ..base import fresh_fit
 from ..dpsgd import cosine_schedule
 from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
@@ -536,7 +536,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    @unfitted_on_failure
+    @fresh_fit
     @with_torch_threads
     def fit(self, X, y):
         """Learn the Dirichlet importances, prune, optionally fine-tune; returns self.

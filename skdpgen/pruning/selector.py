@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, make_linear, resolve_device, torch_generator, with_torch_threads
-from ..base import unfitted_on_failure
+from ..base import fresh_fit
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
 from . import _common as C
 from .dirichlet import ALPHA_MIN, DirichletGate, dirichlet_kl_torch, sample_dirichlet
@@ -236,7 +236,7 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    @unfitted_on_failure
+    @fresh_fit
     @with_torch_threads
     def fit(self, X, y):
         """Learn the Dirichlet importances of the features of ``X`` for predicting ``y``; returns self."""
