@@ -99,7 +99,7 @@ def main(seeds=range(5)) -> dict:
         rows = []
         for seed in seeds:
             t0 = time.perf_counter()
-            est = DPBayesianLogisticRegression(random_state=seed, **kw).fit(X_tr, y_tr)
+            est = DPBayesianLogisticRegression(random_state=seed, classes=[0, 1], **kw).fit(X_tr, y_tr)
             rows.append({**evaluate(est, X_te, y_te), "fit_s": time.perf_counter() - t0,
                          "epsilon_spent": est.privacy_report_["epsilon"]})
             if math.isinf(kw["epsilon"]):

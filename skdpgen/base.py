@@ -218,7 +218,7 @@ class BaseSynthesizer(BaseEstimator):
                 raise ValueError(f"y must be 1-D, got shape {arr.shape}")
             series = pd.Series(arr)
         if len(series) != n_rows:
-            raise ValueError(f"X has {n_rows} rows but y has {len(series)}")
+            raise ValueError("X and y have different numbers of rows")  # no counts: they are private
         if series.isna().any():
             raise ValueError(
                 "y contains missing values; the target of a class-conditional fit must be complete")
@@ -284,9 +284,11 @@ class BaseSynthesizer(BaseEstimator):
                                             threshold_delta=max(budget.threshold_delta, 1e-300)
                                             if need_threshold else budget.threshold_delta, rng=rng,
                                             target_name=target_name or TARGET_NAME, owner=owner)
-            except ValueError as exc:  # say what was attempted: small n is the usual cause
-                raise ValueError(f"{exc} (while estimating the schema with differential privacy from "
-                                 f"n_samples={len(X)} rows at epsilon={float(self.epsilon):g})") from exc
+            except ValueError as exc:  # say what was attempted; no row count: it is private
+                raise ValueError(f"{exc} (while estimating the schema with differential privacy at epsilon="
+                                 f"{float(self.epsilon):g} with schema_share={float(self.schema_share):g}; the "
+                                 "usual cause is too few rows for the noise, down to one sample: declare the "
+                                 "schema, or give a larger epsilon or schema_share)") from exc
             releases = [self._restate(r, budget) for r in rels]
             feature_schema = est.subset(names) if need_features else declared.subset(names)
             target_spec = est.target_spec if need_target else None

@@ -53,7 +53,7 @@ def test_non_private_posterior_matches_laplace():
 
 def test_private_fit_is_close_with_many_rows_and_covariance_is_pd():
     X, y = _problem(n=20000, seed=1)
-    clf = DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(X, y)
+    clf = DPBayesianLogisticRegression(epsilon=1.0, classes=[0, 1], random_state=0).fit(X, y)
     ref = DPBayesianLogisticRegression(epsilon=INF, random_state=0).fit(X, y)
     assert np.linalg.norm(clf.posterior_mean_ - ref.posterior_mean_) < 0.3 * np.linalg.norm(ref.posterior_mean_)
     for est in (clf, ref):
@@ -134,27 +134,28 @@ def test_online_mode_runs_and_accounts():
     assert clf.n_steps_ == 30
     np.testing.assert_allclose(clf.posterior_mean_, ref.posterior_mean_, atol=0.3)
     priv = DPBayesianLogisticRegression(epsilon=1.0, learning_method="online", sample_rate=0.2, max_iter=1,
-                                        accountant="rdp", random_state=0).fit(X, y)
+                                        accountant="rdp", classes=[0, 1], random_state=0).fit(X, y)
     rel = priv.privacy_report_["releases"]
     assert [r["mechanism"] for r in rel] == ["subsampled_gaussian"]
     assert rel[0]["sensitivity"] == pytest.approx(np.sqrt(2**2 / 16 + 2 / 4))
     assert priv.privacy_report_["epsilon"] <= 1.0 + 1e-9
 
 
-def test_reading_the_labels_from_y_warns_when_private():
-    import warnings
-
-    from skdpgen import DPBayesianLogisticRegression, PrivacyLeakWarning
-
+def test_private_fit_does_not_read_the_labels_from_y():
+    # the label values are private: a finite epsilon needs them declared (or a boolean y, whose labels the
+    # dtype fixes); reading them from y would release them without privacy
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3)) / 4
-    y = np.where(X[:, 0] > 0, "a", "b")
-    with pytest.warns(PrivacyLeakWarning, match="classes"):
+    y = np.where(X[:, 0] > 0, "Alice", "Bob")
+    with pytest.raises(ValueError, match="classes=") as info:
         DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(X, y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PrivacyLeakWarning)
-        DPBayesianLogisticRegression(epsilon=1.0, classes=["a", "b"], random_state=0).fit(X, y)
-        DPBayesianLogisticRegression(epsilon=float("inf"), random_state=0).fit(X, y)
+    assert "Alice" not in str(info.value) and "Bob" not in str(info.value)
+    clf = DPBayesianLogisticRegression(epsilon=1.0, classes=["Alice", "Bob"], random_state=0).fit(X, y)
+    assert clf.classes_.tolist() == ["Alice", "Bob"]
+    assert DPBayesianLogisticRegression(epsilon=float("inf"), random_state=0).fit(X, y).classes_.tolist() == [
+        "Alice", "Bob"]
+    clf = DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(X, y == "Bob")
+    assert clf.classes_.tolist() == [False, True] and clf.predict(X).dtype == bool
 
 
 def test_declared_classes_are_sorted_and_distinct():

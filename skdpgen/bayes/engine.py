@@ -380,8 +380,9 @@ class _VIPSMixin:
             target = model.natural_target({k: noisy[k] for k in names}, scale)
             raw = {k: (1.0 - rho) * raw[k] + rho * target[k] for k in raw}
             state = model.project(raw)
-            if self.verbose:
-                print(f"[{cls}] step {t + 1}/{n_steps} (rho={rho:.3g}, batch={_n_rows(batch)})")
+            if self.verbose:  # private fits print public numbers only: a batch's row count is n or a Poisson draw
+                size = f"sample rate={q:.3g}" if private else f"batch={_n_rows(batch)}"
+                print(f"[{cls}] step {t + 1}/{n_steps} (rho={rho:.3g}, {size})")
 
         self.n_iter_ = int(self.max_iter)
         self.n_steps_ = n_steps

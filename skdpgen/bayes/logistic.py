@@ -24,7 +24,6 @@ norm, half the entries); the noisy precision is projected back onto
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -36,7 +35,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._torch import derive_seeds
 from ..base import check_n_samples, fresh_fit
-from ..exceptions import PrivacyLeakWarning
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
 
 __all__ = ["LogisticModel", "DPBayesianLogisticRegression", "clip_rows"]
@@ -206,9 +204,10 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     compose exactly in Gaussian DP.  Online: Poisson minibatches, both released every step,
     subsampled-Gaussian accounting.  The number of rows is not needed (full batch) or replaced
     by a DP count (online without ``sample_rate``).  **Labels**: the two label values are
-    read from ``y`` unless declared in ``classes`` (their counts are never used).  Reading them
-    releases the label values themselves, so a private fit (finite ``epsilon``) without
-    ``classes`` warns with :class:`~skdpgen.PrivacyLeakWarning`; declare them to avoid it.
+    public: declared in ``classes`` (their counts are never used), or ``False``/``True`` for a
+    boolean ``y``.  Reading them from any other ``y`` would release the label values themselves,
+    so a private fit (finite ``epsilon``) without ``classes`` raises; ``classes=np.unique(y)`` is
+    the explicit way to read them from data that you know are not secret.
 
     Parameters
     ----------
@@ -224,7 +223,9 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
         The constant appended to each row (its norm counts in :math:`R`).
     classes : array-like of shape (2,) or None, default=None
         The two distinct labels, declared public (``classes_`` holds them sorted, as in
-        scikit-learn: the second is the positive class); ``None``: ``np.unique(y)``.
+        scikit-learn: the second is the positive class).  ``None``: ``[False, True]`` for a
+        boolean ``y``; otherwise ``np.unique(y)`` when ``epsilon`` is infinite, and an error
+        under a finite ``epsilon`` (the labels would be released without privacy).
     noise_floor : float, default=1.0
         Each noisy second-moment release has its eigenvalues floored at ``noise_floor`` times
         :math:`\sigma\sqrt d` (about half the spectral norm of the noise): in directions where the
@@ -286,7 +287,7 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(2000, 3)) / 3
     >>> y = np.where(X @ [3.0, -2.0, 0.0] + rng.logistic(size=2000) / 3 > 0, "yes", "no")
-    >>> clf = DPBayesianLogisticRegression(epsilon=1.0, random_state=0).fit(X, y)
+    >>> clf = DPBayesianLogisticRegression(epsilon=1.0, classes=["no", "yes"], random_state=0).fit(X, y)
     >>> clf.classes_.tolist()
     ['no', 'yes']
     >>> clf.predict_proba(X[:2]).shape
@@ -341,11 +342,13 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if self.classes is None and y_type not in ("binary", "unknown") and np.unique(y).size > 2:
             raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
-        if self.classes is None:
+        if self.classes is None and y.dtype == bool:
+            classes = np.array([False, True])  # public: the dtype says which labels there can be
+        elif self.classes is None:
             if math.isfinite(float(self.epsilon)):
-                warnings.warn("classes=None: the label values are read from y and released in classes_ "
-                              "without privacy; declare them (classes=[...]) if they are not public",
-                              PrivacyLeakWarning, stacklevel=2)
+                raise ValueError(f"{type(self).__name__} with a finite epsilon needs the two labels declared "
+                                 "public, e.g. classes=[0, 1]: reading them from y would release them without "
+                                 "privacy (classes=np.unique(y) does that explicitly, if they are not secret)")
             classes = np.unique(y)
             if classes.size < 2:
                 raise ValueError(f"{type(self).__name__} needs samples of 2 classes; y has only one class "

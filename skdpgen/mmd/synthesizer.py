@@ -313,9 +313,11 @@ class DPMMDSynthesizer(BaseSynthesizer):
                               "DP class estimate (rare classes); they are left out of the embedding. "
                               "Declare the target's categories in the schema to keep them.", UserWarning,
                               stacklevel=3)
-            else:
-                bad = sorted({str(v) for v in y[unknown].tolist()})[:5]
-                raise ValueError(f"y has labels not declared in the schema: {bad}")
+            else:  # no values: they are private; their types often explain the mismatch ("1" vs 1)
+                got = sorted({type(v).__name__ for v in y[unknown].tolist()})
+                declared = sorted({type(c).__name__ for c in self.classes_.tolist()})
+                raise ValueError(f"y has labels not declared in the schema (values of type {', '.join(got)}; the "
+                                 f"declared classes are of type {', '.join(declared)})")
         return idx
 
     def _accumulate(self, X: pd.DataFrame, y: pd.Series | None) -> None:
