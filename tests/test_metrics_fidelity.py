@@ -1,5 +1,7 @@
 """Fidelity metrics: marginal TVD, 2-way TVD, associations, MMD, detection AUC, column summaries."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,12 +106,50 @@ def test_mmd_orders_distances_and_is_near_zero_for_same_distribution(tables):
 
 def test_detection_auc(tables):
     real, same, shifted, _ = tables
-    assert detection_auc(real, same, SCHEMA, max_rows=1500) < 0.6
+    assert 0.5 <= detection_auc(real, same, SCHEMA, max_rows=1500) < 0.6
     assert detection_auc(real, shifted, SCHEMA, max_rows=1500) > 0.8
-    # binned features ignore decoding artefacts inside a bin
-    mid = real.assign(age=real["age"] + 0.3)
+    # binned features ignore decoding artefacts inside a bin (an independent sample decoded with the
+    # artefact: shifting the REAL rows would give binned copies of them, which the test now flags)
+    mid = same.assign(age=same["age"] + 0.3)
     assert detection_auc(real, mid, SCHEMA, max_rows=1500) > 0.95
     assert detection_auc(real, mid, SCHEMA, max_rows=1500, binned=True) < 0.6
+
+
+def mixture(n, rng):
+    """A two-component Gaussian mixture table (two numeric columns, one categorical)."""
+    comp = rng.random(n) < 0.4
+    x = np.where(comp, rng.normal(-2, 1, n), rng.normal(2, 0.7, n))
+    y = np.where(comp, rng.normal(1, 0.5, n), rng.normal(-1, 1.2, n))
+    c = np.where(comp, "a", np.where(rng.random(n) < 0.5, "b", "c")).astype(object)
+    return pd.DataFrame({"x": x, "y": y, "c": c})
+
+
+def test_detection_auc_does_not_reward_copies():
+    # copying the real rows put each row in both classes, so the out-of-fold classifier predicted
+    # the wrong class on them: the raw AUC fell to about 0.15 (copies), 0.3 (half copies), below the
+    # 0.5 of an independent sample, and "lower is better" ranked memorisation above a perfect fit
+    rng = np.random.default_rng(0)
+    real, fresh = mixture(400, rng), mixture(400, rng)
+    copy = real.copy()
+    half = pd.concat([real.iloc[:200], fresh.iloc[:200]], ignore_index=True)
+    bootstrap = real.sample(400, replace=True, random_state=1).reset_index(drop=True)
+    near = real.assign(x=real["x"] + rng.normal(0, 0.01, 400), y=real["y"] + rng.normal(0, 0.01, 400))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an independent sample raises no copy warning
+        auc_fresh = detection_auc(real, fresh)
+    assert 0.5 <= auc_fresh < 0.6
+    for synthetic in (copy, half, bootstrap, near):
+        with pytest.warns(UserWarning, match="copies or near-copies of real rows"):
+            auc = detection_auc(real, synthetic)
+        assert auc > auc_fresh + 0.1
+    with pytest.warns(UserWarning, match="copies"):
+        raw = detection_auc(real, copy, symmetric=False)
+    assert raw < 0.3
+    with pytest.warns(UserWarning, match="copies"):
+        assert detection_auc(real, copy) == pytest.approx(1.0 - raw)
+    # the symmetrised value is in [0.5, 1] and equals the raw one above 0.5
+    shifted = fresh.assign(x=fresh["x"] + 1.0)
+    assert detection_auc(real, shifted) == detection_auc(real, shifted, symmetric=False) > 0.6
 
 
 def test_column_summary(tables):
@@ -131,3 +171,24 @@ def test_arrays_and_errors():
         marginal_tvd(pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"b": [1, 2]}))
     with pytest.raises(ValueError, match="n_bins"):
         marginal_tvd(X, X, n_bins=0)
+
+
+def test_empty_tables_are_refused_not_a_perfect_match():
+    # two empty tables gave TVD 0 ("perfect match"), one empty side 0.5, and an empty real table an
+    # association difference of 0; every metric now names the empty table
+    rng = np.random.default_rng(2)
+    real = mixture(50, rng)
+    empty = real.iloc[:0]
+    for f in (marginal_tvd, pairwise_tvd, association_difference, column_summary, mmd, detection_auc):
+        with pytest.raises(ValueError, match="real has 0 rows"):
+            f(empty, empty)
+        with pytest.raises(ValueError, match="real has 0 rows"):
+            f(empty, real)
+        with pytest.raises(ValueError, match="synthetic has 0 rows"):
+            f(real, empty)
+    with pytest.raises(ValueError, match="synthetic has 0 rows"):
+        marginal_tvd(np.ones((5, 2)), np.empty((0, 2)))
+    with pytest.raises(ValueError, match="data has 0 rows"):
+        association_matrix(empty)
+    with pytest.raises(ValueError, match="reference has 0 rows"):
+        association_matrix(real, reference=empty)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..schema import Schema
 
-__all__ = ["ColumnLayout", "as_frame", "layout_columns"]
+__all__ = ["ColumnLayout", "as_frame", "check_rows", "layout_columns"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,24 @@ def as_frame(X, columns=None) -> pd.DataFrame:
         arr = arr[:, None]
     names = list(columns) if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
     return pd.DataFrame(arr, columns=names)
+
+
+def check_rows(**tables) -> None:
+    """Raise a ``ValueError`` naming the first of ``tables`` (name=table) that has no rows.
+
+    Every metric compares tables of rows: with an empty one a TVD or an association difference
+    would be a meaningless number (two empty tables would "match perfectly"), so the metrics
+    refuse it.  ``None`` values (optional tables not given) are skipped.
+    """
+    for name, table in tables.items():
+        if table is None:
+            continue
+        try:
+            n = len(table)
+        except TypeError:  # a scalar: not a table, left to the metric's own checks
+            continue
+        if n == 0:
+            raise ValueError(f"{name} has 0 rows: the metrics need a non-empty table")
 
 
 def _is_numeric_col(col: pd.Series) -> bool:

@@ -60,7 +60,7 @@ import pandas as pd
 from scipy.stats import beta
 from sklearn.neighbors import NearestNeighbors
 
-from ._columns import as_frame, layout_columns, unit_matrix
+from ._columns import as_frame, check_rows, layout_columns, unit_matrix
 
 __all__ = [
     "AuditResult",
@@ -100,7 +100,15 @@ def distance_to_closest_record(synthetic, train, holdout, schema=None, *, max_ro
         ``share_closer_to_train`` (ties count one half; about 0.5 when the synthetic rows are no
         closer to the training rows than to fresh rows) and ``exact_copies_train`` (share of
         synthetic rows at distance 0 from a training row).
+
+    Raises
+    ------
+    ValueError
+        If ``synthetic``, ``train`` or ``holdout`` has no rows.
     """
+    check_rows(synthetic=synthetic, train=train, holdout=holdout)
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be None or >= 1, got {max_rows!r}")
     train = as_frame(train)
     synthetic = as_frame(synthetic, columns=train.columns if not isinstance(synthetic, pd.DataFrame) else None)
     holdout = as_frame(holdout, columns=train.columns if not isinstance(holdout, pd.DataFrame) else None)
@@ -110,8 +118,6 @@ def distance_to_closest_record(synthetic, train, holdout, schema=None, *, max_ro
     if max_rows is not None:
         n_ref = min(n_ref, int(max_rows))
     n_syn = len(synthetic) if max_rows is None else min(len(synthetic), int(max_rows))
-    if n_ref < 1 or n_syn < 1:
-        raise ValueError("distance_to_closest_record needs non-empty tables")
     pick = lambda df, n: df.iloc[np.sort(rng.choice(len(df), n, replace=False))]  # noqa: E731
     S = unit_matrix(pick(synthetic, n_syn), layout)
     T = unit_matrix(pick(train, n_ref), layout)

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ..schema import Schema
-from ._columns import as_frame
+from ._columns import as_frame, check_rows
 from .fidelity import association_difference, detection_auc, marginal_tvd, mmd, pairwise_tvd
 from .privacy import distance_to_closest_record
 from .utility import _infer_task, tstr_evaluate
@@ -23,7 +23,7 @@ _SECTIONS = ("fidelity", "utility", "privacy")
 def evaluate(real, synthetic, target: str | None = None, schema=None, *, test=None, holdout=None,
              sections=_SECTIONS, n_bins: int = 20, models: dict | None = None, task: str = "auto",
              max_rows: int | None = 10_000, random_state: int = 0, n_threads: int | None = 1) -> pd.DataFrame:
-    """Fidelity, utility and privacy metrics of ``synthetic`` against ``real``, as one tidy table.
+    r"""Fidelity, utility and privacy metrics of ``synthetic`` against ``real``, as one tidy table.
 
     Parameters
     ----------
@@ -58,8 +58,17 @@ def evaluate(real, synthetic, target: str | None = None, schema=None, *, test=No
     pandas.DataFrame
         One metric value per row, columns ``section``, ``metric``, ``column`` (``""`` for a
         table-level metric), ``model`` (``""`` unless a model panel metric), ``value``,
-        ``reference`` (the real-data ceiling for utility, the holdout value for DCR, else NaN) and
-        ``better`` (``"lower"`` or ``"higher"``).  ``df.attrs["seconds"]`` holds the time spent.
+        ``reference`` (the real-data ceiling for utility, the holdout value for DCR, 0.5 for
+        ``detection_auc`` and ``share_closer_to_train``, else NaN) and ``better`` (``"lower"`` or
+        ``"higher"``).  ``df.attrs["seconds"]`` holds the time spent.  ``detection_auc`` is the
+        symmetrised AUC :math:`\max(A, 1 - A)` of :func:`~skdpgen.metrics.detection_auc` (0.5 is
+        the best attainable; synthetic rows copied from ``real`` score high, with a warning).
+
+    Raises
+    ------
+    ValueError
+        If ``real``, ``synthetic``, ``test`` or ``holdout`` has no rows, the synthetic table lacks
+        columns of the real one, or ``target`` / ``sections`` are unknown.
 
     Notes
     -----
@@ -73,6 +82,7 @@ def evaluate(real, synthetic, target: str | None = None, schema=None, *, test=No
     bad = [s for s in sections if s not in _SECTIONS]
     if bad:
         raise ValueError(f"unknown sections {bad}; use some of {_SECTIONS}")
+    check_rows(real=real, synthetic=synthetic, test=test, holdout=holdout)
     real = as_frame(real)
     synthetic = as_frame(synthetic, columns=real.columns if not isinstance(synthetic, pd.DataFrame) else None)
     sch = None if schema is None else Schema.coerce(schema)

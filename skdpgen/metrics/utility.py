@@ -36,6 +36,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ._columns import check_rows
+
 __all__ = [
     "default_classifier",
     "default_models",
@@ -225,12 +227,19 @@ def tstr_score(synthesizer, X_test, y_test, *, estimator=None, metric: str = "ro
         OpenMP threads of the classifier (``None``: no limit).  One by default: with torch's
         OpenMP runtime loaded beside scikit-learn's, HistGradientBoosting's fits stalled for
         seconds on small machines.
+
+    Raises
+    ------
+    ValueError
+        If ``X_test`` or ``y_test`` has no rows, or ``metric`` is unknown.
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    check_rows(X_test=X_test, y_test=y_test)
     task = "regression" if metric in _REG_METRICS else "classification"
     n = int(n_samples or len(X_test))
     X_syn, y_syn = synthesizer.sample(n, random_state=random_state, return_y=True)
+    check_rows(**{"the synthesizer's sample": X_syn})
     X_syn, X_real = _as_object_frame(X_syn), _as_object_frame(X_test)
     if estimator is not None:
         model = clone(estimator)
@@ -280,7 +289,15 @@ def tstr_evaluate(X_synthetic, y_synthetic, X_test, y_test, *, X_train=None, y_t
     pandas.DataFrame
         Columns ``model``, ``metric``, ``synthetic`` (TSTR), ``real`` (ceiling, NaN without real
         training rows), ``gap`` (``real - synthetic``).
+
+    Raises
+    ------
+    ValueError
+        If a table given (``X_synthetic``, ``X_test``, ``X_train`` or their targets) has no rows, or
+        a metric does not apply to the task.
     """
+    check_rows(X_synthetic=X_synthetic, y_synthetic=y_synthetic, X_test=X_test, y_test=y_test, X_train=X_train,
+               y_train=y_train)
     if task == "auto":
         task = _infer_task(y_test)
     if task not in ("classification", "regression"):
