@@ -114,11 +114,17 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
     "missing" slot (nullable columns), then an "other" slot (``unknown="other"``).
 
     Missing values (``None``, ``NaN``, ``pd.NA``): in a nullable column they get the missing slot
-    (and the value 0.5 for a numeric column); in a non-nullable categorical column with
-    ``unknown="other"`` they go to the "other" slot; in a non-nullable numeric column with
-    ``missing="impute"`` (set by :func:`~skdpgen.schema.estimate_schema`) they are encoded as the
-    public :attr:`~skdpgen.schema.ColumnSpec.fill_value`, the midpoint of the bounds; otherwise they
-    raise ``ValueError`` (declare ``nullable=True``).  Infinite numbers raise ``ValueError``.
+    (and the value 0.5 for a numeric column); in a non-nullable column with ``missing="impute"``
+    (set by :func:`~skdpgen.schema.estimate_schema`) they are encoded as the public
+    :attr:`~skdpgen.schema.ColumnSpec.fill_value` (the midpoint of the bounds of a numeric column,
+    a declared category of a discrete one); in a non-nullable categorical column with
+    ``unknown="other"`` they go to the "other" slot; otherwise they raise ``ValueError`` (declare
+    ``nullable=True``).  Infinite numbers raise ``ValueError``.
+
+    Errors never show the data's values or how many rows are affected (both private): a value
+    not among the categories is reported by its column and, where they differ from the
+    categories' types, by its Python type (e.g. ``str`` categories but ``int`` values, as when a
+    JSON schema declares ``["0", "1"]`` for a column of integers).
 
     Decoding (:meth:`inverse_transform`) accepts soft outputs: numeric values are clipped to
     :math:`[0, 1]` and mapped back (integers rounded), each softmax block is decoded by its argmax.
@@ -130,7 +136,10 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
     values), ``bool`` stays ``bool`` (``"boolean"`` with missing values), ``category`` keeps its
     categories, strings keep their string dtype, floats stay floats.  For a numpy input the
     result is an array of the input's dtype (``float64`` when an integer array gets missing values).
-    A round trip ``inverse_transform(transform(X))`` gives back ``X`` for in-bounds data.
+    A round trip ``inverse_transform(transform(X))`` gives back ``X`` for in-bounds data (up to
+    float64 rounding for continuous columns; exactly for integer columns within the limits stated
+    in :class:`~skdpgen.schema.ColumnSpec`: :math:`|l|, |h| \le 2^{53}` and :math:`h - l \le 2^{53}`,
+    or :math:`2^{45}` on the log scale).
 
     Examples
     --------
@@ -411,8 +420,7 @@ def _encode_numeric(col: pd.Series, spec: ColumnSpec, blocks: list[Block], out: 
                          "values (NaN) can be encoded")
     if miss.any() and not spec.nullable:
         if spec.missing != "impute":  # no count in the message: it is private
-            raise ValueError(f"column {name!r} has missing values but the schema declares it non-nullable; "
-                             "declare nullable=True in the schema (or impute them)")
+            raise ValueError(_non_nullable_message(name))
         x = np.where(miss, spec.fill_value, x)  # a fixed public value, like the "other" slot of a category
     z = to_unit(x, spec)
     if spec.nullable:
@@ -438,20 +446,45 @@ def _encode_discrete(col: pd.Series, spec: ColumnSpec) -> np.ndarray:
     codes[obs] = pd.Index(cats, dtype=object).get_indexer(values[obs])
     unknown = obs & (codes < 0)
     if unknown.any():
-        if other_slot is None:
-            bad = list(pd.unique(values[unknown]))
-            raise ValueError(f"column {name!r} has values not among the schema's categories, e.g. "
-                             f"{bad[:5]!r}; add them to the categories or set unknown='other'")
+        if other_slot is None:  # neither the values nor how many: both are private
+            raise ValueError(_unknown_values_message(name, values[unknown], cats))
         codes[unknown] = other_slot
     if miss.any():
         if missing_slot is not None:
             codes[miss] = missing_slot
+        elif spec.missing == "impute":  # a fixed public category
+            codes[miss] = pd.Index(cats, dtype=object).get_indexer([spec.fill_value])[0]
         elif other_slot is not None:
             codes[miss] = other_slot
         else:
-            raise ValueError(f"column {name!r} has missing values but the schema declares it non-nullable; "
-                             "declare nullable=True in the schema")
+            raise ValueError(_non_nullable_message(name))
     return codes
+
+
+def _non_nullable_message(name: str) -> str:
+    """The error for a missing value in a non-nullable column (no count: it is private)."""
+    return (f"column {name!r} has missing values but the schema declares it non-nullable; declare "
+            f"nullable=True in the schema (schema=...) to model them, or missing='impute' with a fill_value. "
+            f"(A differentially private schema estimate never leaves a column so: it imputes or maps to "
+            f"'other' the missing values it had too few of to model.)")
+
+
+def _type_names(values) -> list[str]:
+    """Sorted names of the Python types of ``values`` (numpy scalars as their Python equivalent)."""
+    return sorted({type(v.item() if isinstance(v, np.generic) else v).__name__ for v in values})
+
+
+def _unknown_values_message(name: str, unknown: np.ndarray, cats: tuple) -> str:
+    """The error for values not among the categories: their types where they differ, never the values."""
+    msg = (f"column {name!r} has values not among the schema's categories (not shown: they are private); "
+           "add them to the categories or set unknown='other'")
+    got, declared = _type_names(unknown), _type_names(cats)
+    extra = [t for t in got if t not in declared]
+    if extra:
+        msg += (f". The schema's categories are {' and '.join(declared)} but the column also holds "
+                f"{' and '.join(extra)} values: declare the categories with the column's type (e.g. 0 rather "
+                f"than \"0\" in a JSON schema), or convert the column")
+    return msg
 
 
 def _restore_numeric(v: np.ndarray, miss: np.ndarray, dtype, spec: ColumnSpec):

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from .exceptions import PrivacyLeakWarning
 from .privacy import PrivacyRelease, gaussian_mechanism, sparse_histogram_threshold
@@ -55,9 +56,10 @@ _NUMERIC = ("continuous", "integer")
 _DISCRETE = ("categorical", "boolean")
 _UNKNOWN = ("error", "other")
 _TARGET_KEY = "__target__"
-_DICT_KEYS = ("type", "bounds", "categories", "nullable", "unknown", "scale", "missing")
+_DICT_KEYS = ("type", "bounds", "categories", "nullable", "unknown", "scale", "missing", "fill_value")
 _SCALES = ("auto", "linear", "log")
 _MISSING = ("error", "impute")
+_EXACT_INT = 2.0 ** 53  # float64 holds every integer of magnitude <= 2**53 exactly, not all above
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,6 +78,17 @@ def _is_missing_scalar(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def _is_bool(v: Any) -> bool:
+    """Whether ``v`` is a Python or numpy bool (``True == 1`` in Python, but not the same category here)."""
+    return isinstance(v, bool | np.bool_)
+
+
+def _midpoint(kind: str, lo: float, hi: float) -> float:
+    """The midpoint of ``[lo, hi]``, rounded half up for an integer column."""
+    mid = lo / 2.0 + hi / 2.0  # no overflow for bounds near the float64 limit
+    return float(math.floor(mid + 0.5)) if kind == "integer" else mid
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     r"""Public description of one column.
@@ -87,8 +100,18 @@ class ColumnSpec:
     kind : {"continuous", "integer", "categorical", "boolean"}
         What the column holds.
     bounds : tuple of (float, float), optional
-        Required for ``"continuous"`` and ``"integer"`` columns, ``lo < hi``, both finite.  The
-        encoder *clips* values outside the bounds.
+        Required for ``"continuous"`` and ``"integer"`` columns: ``lo < hi``, both finite, and
+        the width :math:`h - l` finite in float64 (at most about :math:`1.8 \cdot 10^{308}`, so
+        that the encoder can divide by it).  The encoder *clips* values outside the bounds.
+
+        The encoder computes in float64, so an ``"integer"`` column round-trips exactly
+        (:meth:`TabularEncoder.inverse_transform <skdpgen.encoding.TabularEncoder.inverse_transform>`
+        of :meth:`~skdpgen.encoding.TabularEncoder.transform` gives back the same integers) only
+        when :math:`|l|, |h| \le 2^{53}` and :math:`h - l \le 2^{53}` (linear scale) or
+        :math:`h - l \le 2^{45} \approx 3.5 \cdot 10^{13}` (log scale); beyond that values come back
+        within a relative error of about :math:`10^{-15}`.  Integer bounds beyond :math:`2^{53}`
+        (about :math:`9.0 \cdot 10^{15}`, where float64 stops holding every integer) warn
+        ``UserWarning``.
     categories : tuple, optional
         Required for ``"categorical"`` columns: unique, non-empty, no missing values (use
         ``nullable``).  ``"boolean"`` columns always have ``(False, True)``.
@@ -107,19 +130,32 @@ class ColumnSpec:
         range spans three or more orders of magnitude) and ``"linear"`` otherwise: a rule on
         the public bounds only.
     missing : {"error", "impute"}, default="error"
-        What the encoder does with a missing value in a *non-nullable* numeric column: raise
-        ``ValueError``, or replace it by the fixed public value :attr:`fill_value` (the midpoint
-        of the bounds, rounded for an integer column), so that the row is modelled as if it held
-        that value and synthetic rows have no missing value in the column.
-        :func:`estimate_schema` sets ``"impute"`` on the numeric columns it estimates
-        non-nullable; declare ``nullable=True`` to model missing values instead.  Only for
-        non-nullable ``"continuous"`` and ``"integer"`` columns.
+        What the encoder does with a missing value in a *non-nullable* column: raise
+        ``ValueError`` (or, for a discrete column with ``unknown="other"``, use the "other" slot),
+        or replace it by the fixed public value :attr:`fill_value`, so that the row is modelled as
+        if it held that value and synthetic rows have no missing value in the column.
+        :func:`estimate_schema` sets ``"impute"`` on the numeric, boolean and declared-domain
+        columns it estimates non-nullable; declare ``nullable=True`` to model missing values
+        instead.  Only for non-nullable columns.
+    fill_value : float, bool or category, optional
+        The value imputed when ``missing="impute"`` (must be ``None`` otherwise).  For a numeric
+        column a number within the bounds (an integer for an ``"integer"`` column); it defaults
+        to the midpoint :math:`(l + h)/2` of the bounds, rounded half up for an integer column.
+        For a categorical or boolean column one of the categories, required (no default).  It
+        is fixed by the schema, never read from the data.
 
     Raises
     ------
     ValueError
-        On an unknown kind, missing or invalid bounds (``lo >= hi``, not finite), empty or duplicate
-        categories, boolean categories other than ``(False, True)``; the message names the column.
+        On an unknown kind, missing or invalid bounds (``lo >= hi``, not finite, ``hi - lo``
+        overflowing), empty or duplicate categories, boolean categories other than
+        ``(False, True)``, an invalid ``fill_value``; the message names the column.
+
+    Notes
+    -----
+    Categories are compared as Python and pandas compare them: ``1``, ``1.0`` and ``True`` are
+    equal (they hash equal), so they cannot be distinct categories of one column, and the encoder
+    maps a value to the category it equals.
     """
 
     name: str
@@ -130,6 +166,7 @@ class ColumnSpec:
     unknown: str = "error"
     scale: str = "auto"
     missing: str = "error"
+    fill_value: Any = None
 
     def __post_init__(self) -> None:
         name, kind = self.name, self.kind
@@ -149,9 +186,12 @@ class ColumnSpec:
         object.__setattr__(self, "nullable", bool(self.nullable))
         if self.missing not in _MISSING:
             raise ValueError(f"{where}: missing must be 'error' or 'impute', got {self.missing!r}")
-        if self.missing == "impute" and (kind not in _NUMERIC or self.nullable):
-            raise ValueError(f"{where}: missing='impute' applies only to non-nullable continuous and integer "
-                             "columns (a nullable column models its missing values)")
+        if self.missing == "impute" and self.nullable:
+            raise ValueError(f"{where}: missing='impute' applies only to non-nullable columns (a nullable "
+                             "column models its missing values)")
+        if self.missing != "impute" and self.fill_value is not None:
+            raise ValueError(f"{where}: fill_value is the value imputed with missing='impute'; set "
+                             "missing='impute' or drop fill_value")
 
         if kind in _NUMERIC:
             if self.categories is not None:
@@ -159,7 +199,15 @@ class ColumnSpec:
             if self.unknown != "error":
                 raise ValueError(f"{where}: unknown='other' applies only to categorical and boolean "
                                  "columns (numeric values outside the bounds are clipped)")
-            object.__setattr__(self, "bounds", _check_bounds(where, kind, self.bounds))
+            lo, hi = _check_bounds(where, kind, self.bounds)
+            object.__setattr__(self, "bounds", (lo, hi))
+            if kind == "integer" and max(abs(lo), abs(hi), hi - lo) > _EXACT_INT:
+                warnings.warn(f"{where}: integer bounds beyond 2**53 (about 9.0e15): the encoder computes in "
+                              "float64, which does not hold every integer of that size, so such values do not "
+                              "round-trip exactly (they come back rounded to a nearby float64 value)",
+                              UserWarning, stacklevel=3)
+            if self.missing == "impute":
+                object.__setattr__(self, "fill_value", _check_numeric_fill(where, kind, lo, hi, self.fill_value))
             return
 
         if self.bounds is not None:
@@ -171,6 +219,7 @@ class ColumnSpec:
                     raise ValueError(f"{where}: a boolean column has categories (False, True), "
                                      f"got {tuple(self.categories)!r}")
             object.__setattr__(self, "categories", (False, True))
+            self._set_category_fill(where)
             return
 
         if self.categories is None:
@@ -193,6 +242,25 @@ class ColumnSpec:
         if dup:
             raise ValueError(f"{where}: duplicate categories {dup[:5]!r}")
         object.__setattr__(self, "categories", cats)
+        self._set_category_fill(where)
+
+    def _set_category_fill(self, where: str) -> None:
+        """Validate the ``fill_value`` of a discrete column (one of the categories) and store it as such."""
+        if self.missing != "impute":
+            return
+        fill = _py_scalar(self.fill_value)
+        if fill is None or _is_missing_scalar(fill):
+            raise ValueError(f"{where}: missing='impute' on a {self.kind} column needs a fill_value, one of its "
+                             "categories")
+        for c in self.categories:
+            try:
+                same = bool(c == fill) and _is_bool(c) == _is_bool(fill)
+            except (TypeError, ValueError):
+                same = False
+            if same:
+                object.__setattr__(self, "fill_value", c)
+                return
+        raise ValueError(f"{where}: fill_value {fill!r} is not one of the categories {self.categories!r}")
 
     @property
     def resolved_scale(self) -> str:
@@ -201,19 +269,6 @@ class ColumnSpec:
             return "linear" if self.scale == "auto" else self.scale
         lo, hi = self.bounds
         return "log" if lo >= 0 and hi >= 1000.0 * max(lo, 1.0) else "linear"
-
-    @property
-    def fill_value(self) -> float | None:
-        """The public value imputed for a missing entry when ``missing="impute"`` (else ``None``).
-
-        The midpoint of the bounds, rounded half up for an integer column: fixed by the schema,
-        never read from the data.
-        """
-        if self.missing != "impute":
-            return None
-        lo, hi = self.bounds
-        mid = (lo + hi) / 2.0
-        return float(math.floor(mid + 0.5)) if self.kind == "integer" else mid
 
     @property
     def is_numeric(self) -> bool:
@@ -238,12 +293,17 @@ class ColumnSpec:
             d["scale"] = self.scale
         if self.missing != "error":
             d["missing"] = self.missing
+            fill = self.fill_value
+            if self.kind not in _NUMERIC:
+                d["fill_value"] = fill
+            elif fill != _midpoint(self.kind, *self.bounds):  # the default is implied
+                d["fill_value"] = int(fill) if self.kind == "integer" and abs(fill) < _EXACT_INT else fill
         return d
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping | ColumnSpec) -> ColumnSpec:
         """Build from the plain-dict form (keys ``type``, ``bounds``, ``categories``, ``nullable``,
-        ``unknown``, ``scale``, ``missing``)."""
+        ``unknown``, ``scale``, ``missing``, ``fill_value``)."""
         if isinstance(d, ColumnSpec):
             if d.name != name:
                 raise ValueError(f"column {name!r}: its ColumnSpec is named {d.name!r}")
@@ -261,7 +321,7 @@ class ColumnSpec:
         return cls(name=name, kind=d["type"], bounds=None if bounds is None else tuple(bounds),
                    categories=None if cats is None else tuple(cats), nullable=d.get("nullable", False),
                    unknown=d.get("unknown", "error"), scale=d.get("scale", "auto"),
-                   missing=d.get("missing", "error"))
+                   missing=d.get("missing", "error"), fill_value=d.get("fill_value"))
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``"integer [17, 90]"``."""
@@ -278,7 +338,7 @@ class ColumnSpec:
         if self.unknown == "other":
             text += ", unknown->other"
         if self.missing == "impute":
-            text += ", missing->imputed"
+            text += ", missing->imputed" + ("" if self.is_numeric else f" as {self.fill_value!r}")
         return text
 
 
@@ -293,7 +353,26 @@ def _check_bounds(where: str, kind: str, bounds: Any) -> tuple[float, float]:
         raise ValueError(f"{where}: bounds must be finite, got ({lo}, {hi})")
     if not lo < hi:
         raise ValueError(f"{where}: bounds need lo < hi, got ({lo:g}, {hi:g})")
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"{where}: bounds ({lo:g}, {hi:g}) are too far apart: hi - lo overflows float64 (it "
+                         "must stay below about 1.8e308); declare narrower bounds")
     return lo, hi
+
+
+def _check_numeric_fill(where: str, kind: str, lo: float, hi: float, fill: Any) -> float:
+    """The ``fill_value`` of a numeric column: the midpoint by default, else a number within the bounds."""
+    if fill is None:
+        return _midpoint(kind, lo, hi)
+    fill = _py_scalar(fill)
+    if _is_bool(fill) or not isinstance(fill, int | float):
+        raise ValueError(f"{where}: fill_value must be a number within the bounds, got {fill!r}")
+    fill = float(fill)
+    if not (math.isfinite(fill) and lo <= fill <= hi):
+        raise ValueError(f"{where}: fill_value {fill:g} must be a finite number within the bounds "
+                         f"({lo:g}, {hi:g})")
+    if kind == "integer" and not fill.is_integer():
+        raise ValueError(f"{where}: fill_value of an integer column must be an integer, got {fill:g}")
+    return fill
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,7 +570,9 @@ class Schema:
             elif kind == "boolean":
                 specs.append(ColumnSpec(name, kind, nullable=nullable))
             else:
-                cats = _sorted_values(_py_scalar(v) for v in pd.unique(col[~missing].to_numpy(dtype=object)))
+                keys, _ = _value_counts(col[~missing])
+                _check_no_bool_clash(name, keys)
+                cats = _sorted_values(keys)
                 if not cats:
                     raise ValueError(f"column {name!r} has no observed values to infer categories from")
                 specs.append(ColumnSpec(name, kind, categories=tuple(cats), nullable=nullable))
@@ -590,6 +671,45 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
         raise ValueError(f"column {name!r} is declared numeric but holds non-numeric values") from None
 
 
+def _value_counts(observed: pd.Series) -> tuple[list, np.ndarray]:
+    """Distinct values and their counts, keeping a bool apart from the number it equals.
+
+    pandas counts ``True`` and ``1`` (or ``False`` and ``0``) of an object column as one value
+    because they hash equal; here the bools of an object column are counted on their own.
+    """
+    parts = [observed]
+    if observed.dtype == object and len(observed):
+        is_bool = np.fromiter((_is_bool(v) for v in observed.to_numpy(dtype=object)), dtype=bool,
+                              count=len(observed))
+        if is_bool.any() and not is_bool.all():
+            parts = [observed[is_bool], observed[~is_bool]]
+    keys: list = []
+    counts: list[np.ndarray] = []
+    for part in parts:
+        vc = part.astype(object).value_counts(sort=False)
+        vc = vc[vc > 0]
+        keys += [_py_scalar(k) for k in vc.index]
+        counts.append(vc.to_numpy(dtype=np.float64))
+    return keys, np.concatenate(counts) if counts else np.zeros(0)
+
+
+def _check_no_bool_clash(name: str, keys: list) -> None:
+    """Raise if ``keys`` hold a bool and a number equal to it (``True`` and ``1``): one category to Python."""
+    bools = [k for k in keys if _is_bool(k)]
+    if bools and any(not _is_bool(k) and any(_equal(k, b) for b in bools) for k in keys):
+        raise ValueError(f"column {name!r} holds both bool values and numbers equal to them (True and 1, or False "
+                         "and 0): Python and pandas treat such values as one category, so the schema and the "
+                         "encoder cannot keep them apart; convert the column to one type (e.g. "
+                         ".astype(str)) or map one of the two to another value")
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _sorted_values(values) -> list:
     vals = list(values)
     try:
@@ -601,18 +721,25 @@ def _sorted_values(values) -> list:
 # --------------------------------------------------------------------------------------------------
 # DP estimation
 # --------------------------------------------------------------------------------------------------
-_GRID_DECADES = (-4, 10)
+_GRID_DECADES = (-4, 300)
 _DEFAULT_CUT_DELTA = 1e-6  # cut-off level (and stated GDP delta) when no column is thresholded
 _GRID_STEPS_PER_DECADE = 8
+_CORE_FALSE_ALARM = 1e-3  # chance that pure noise in some empty numeric bin makes a spurious run
+_WARN_FALSE_ALARM = 1e-2  # chance that a table with no missing value gets the imputation warning
 
 
 def numeric_grid() -> np.ndarray:
     r"""The fixed, data-independent bin edges used to estimate numeric bounds.
 
     Symmetric and log-spaced: :math:`0` and :math:`\pm 10^{k}` for
-    :math:`k = -4, -4 + 1/8, \dots, 10` (227 edges).  With the outer bins
-    :math:`(-\infty, -10^{10})` and :math:`[10^{10}, \infty)` they make 228 bins; each bin is
+    :math:`k = -4, -4 + 1/8, \dots, 300` (4867 edges).  With the outer bins
+    :math:`(-\infty, -10^{300})` and :math:`[10^{300}, \infty)` they make 4868 bins; each bin is
     :math:`[e_{i}, e_{i+1})`.  The relative resolution is :math:`10^{1/8} \approx 1.334`.
+
+    The grid covers nearly all of float64 (whose largest number is about :math:`1.8 \cdot 10^{308}`)
+    while keeping the width of any bounds read from it, at most :math:`2 \cdot 10^{300}`, finite.
+    Values of magnitude below :math:`10^{-4}` share the two bins next to 0, so a column of tiny
+    values gets bounds of about :math:`\pm 10^{-4}`.
     """
     k = np.arange(_GRID_DECADES[0] * _GRID_STEPS_PER_DECADE, _GRID_DECADES[1] * _GRID_STEPS_PER_DECADE + 1)
     pos = 10.0 ** (k / _GRID_STEPS_PER_DECADE)
@@ -641,19 +768,30 @@ def estimate_schema(
     ``threshold_delta``.
 
     Numeric columns (``"continuous"``, ``"integer"``)
-        Counted over the fixed public grid :func:`numeric_grid` plus one "missing" bin.  A
-        post-processing step keeps only the runs of consecutive bins whose noisy counts exceed
-        :math:`2s` and which contain a bin above the threshold :math:`\tau` (below); the other
-        counts are set to 0.  Pure noise in the hundreds of empty bins thus almost never
-        contributes mass (clipping it at 0 instead would add about :math:`0.4\,s` per empty bin),
-        while low-count tail bins next to the bulk of the data are kept.  Tail mass in bins below
-        the cut-offs is lost, so with strong noise the bounds can fall inside the quantiles.
-        With :math:`\tilde F` the CDF of the remaining counts, ``lo`` is the left edge of the bin where
+        Counted over the fixed public grid :func:`numeric_grid` (:math:`B = 4868` bins, magnitudes
+        :math:`10^{-4}` to :math:`10^{300}`) plus one "missing" bin.  A post-processing step keeps
+        only the runs of consecutive bins whose noisy counts exceed :math:`2s` and which contain
+        a bin above the core cut-off
+
+        .. math:: \tau_{\mathrm{num}} = \max\bigl(\tau,\; 1 + s\,\Phi^{-1}(1 - \alpha / (B\, m))\bigr),
+                  \qquad \alpha = 10^{-3},
+
+        (:math:`m` the number of numeric columns, :math:`\tau` below); the other counts are set
+        to 0.  The noise is the same whatever :math:`B` (the sensitivity counts columns, not
+        bins), but every empty bin is a chance for pure noise to pass a cut-off, so
+        :math:`\tau_{\mathrm{num}}` grows with :math:`\sqrt{\log(B m)}`: pure noise in the
+        thousands of empty bins passes it with probability at most :math:`\alpha` per release
+        (clipping it at 0 instead would add about :math:`0.4\,s` per empty bin), while low-count
+        tail bins next to the bulk of the data are kept.  Tail mass in bins below the cut-offs
+        is lost, so with strong noise the bounds can fall inside the quantiles.  With
+        :math:`\tilde F` the CDF of the remaining counts, ``lo`` is the left edge of the bin where
         :math:`\tilde F` first exceeds ``quantiles[0]`` and ``hi`` the right edge of the bin where it
-        reaches ``quantiles[1]`` (outer edges, so the interval covers that mass; the infinite outer
-        bins are clamped to :math:`\pm 10^{10}`).  Integer columns are rounded outward.  The bounds
-        are thus within about one grid step (a factor :math:`10^{1/8}`) of the quantiles, up to
-        noise; the encoder *clips* values outside them.
+        reaches ``quantiles[1]`` (outer edges, so the interval covers that mass).  The infinite
+        outer bins are clamped to :math:`\pm 10^{300}`: when the bounds come from one of them
+        (values beyond :math:`\pm 10^{300}`, read from the noisy counts), a ``UserWarning`` names
+        the column.  Integer columns are rounded outward.  The bounds are thus within about one
+        grid step (a factor :math:`10^{1/8}`) of the quantiles, up to noise; the encoder *clips*
+        values outside them.
     Categorical and boolean columns, and the target (class labels)
         If ``candidates`` declares a public domain for the column (booleans always have
         ``(False, True)``), noisy counts over that domain and the missing bin are released and all
@@ -667,18 +805,28 @@ def estimate_schema(
         columns, :math:`\delta_\tau` = ``threshold_delta``): a value held by the added/removed row
         alone is released with probability at most :math:`\delta_\tau / k`.  The kept values are
         sorted; the column gets ``unknown="other"``, so values not released go to an "other" slot
-        at encode time.
+        at encode time.  In an ``object`` column a bool is counted apart from the number it
+        equals (``True`` and ``1``); if both are kept, the column cannot be represented (they are
+        one category to Python and pandas) and ``ValueError`` says so.
     Missing values
         A column is ``nullable`` when its noisy missing count exceeds :math:`\tau`.  A missing value
         in a column estimated non-nullable is treated like an unknown value, so that the fit never
         depends on whether a few rows have one: it goes to the "other" slot of a thresholded
-        categorical column, and a numeric column estimated non-nullable gets ``missing="impute"``
-        (see :class:`ColumnSpec`): its missing values are encoded as the fixed public value
-        :attr:`ColumnSpec.fill_value`, the midpoint of the estimated bounds (rounded for an
-        integer column), and synthetic rows have none.  One ``UserWarning`` names the numeric
-        columns where this happens (not how many values); to model their missing values, declare
-        the columns with ``nullable=True`` in a schema.  (A boolean column with a declared domain,
-        e.g. a pandas ``"boolean"`` column, has no such fallback: the encoder raises.)
+        categorical column, and the other columns get ``missing="impute"`` (see
+        :class:`ColumnSpec`): a missing value is encoded as a fixed public value,
+        :attr:`ColumnSpec.fill_value`, and synthetic rows have none.  For a numeric column that is
+        the midpoint of the estimated bounds (rounded for an integer column); for a boolean
+        column (e.g. a pandas ``"boolean"`` column) or one with ``candidates``, the category with
+        the largest *noisy* count.  One ``UserWarning`` names the columns where the noisy missing
+        count suggests missing values,
+
+        .. math:: \tilde c_{\mathrm{missing}} > s\,\Phi^{-1}(1 - \alpha_w / m_w),
+                  \qquad \alpha_w = 10^{-2},
+
+        (:math:`m_w` the number of such columns): a table with no missing value gets it with
+        probability at most :math:`\alpha_w`.  It does not say how many values are missing; to
+        model them, declare the columns with ``nullable=True`` in a schema.  All of this reads
+        only the noisy counts: it is post-processing and costs no privacy.
 
     Parameters
     ----------
@@ -716,11 +864,19 @@ def estimate_schema(
         :math:`\delta_\tau` (total delta :math:`2\delta_\tau`, resp. :math:`\delta_\tau`).  The ledger
         composes it exactly through ``mu``.
 
+    Warns
+    -----
+    UserWarning
+        When the noisy missing count of a column estimated non-nullable suggests missing values
+        (they are imputed, see above), and when a numeric column's bounds come from an outer grid
+        bin (values beyond :math:`\pm 10^{300}`); both read only the noisy counts.
+
     Raises
     ------
     ValueError
         If a column keeps no category or no numeric bin survives the noise (declare the column in
-        the schema or give a larger epsilon), or on invalid arguments.
+        the schema, or give the estimate more budget: a larger epsilon or ``schema_share``), if an
+        ``object`` column keeps both a bool and a number equal to it, or on invalid arguments.
     """
     mu = float(mu)
     if not mu > 0 or math.isnan(mu):
@@ -767,10 +923,8 @@ def estimate_schema(
             counts = np.bincount(idx[idx >= 0], minlength=len(domain)).astype(np.float64)
             parts.append((name, "domain", list(domain), np.append(counts, n_missing)))
         else:
-            vc = observed.astype(object).value_counts(sort=False)
-            vc = vc[vc > 0]
-            keys = [_py_scalar(k) for k in vc.index]
-            parts.append((name, "sparse", keys, np.append(vc.to_numpy(dtype=np.float64), n_missing)))
+            keys, counts = _value_counts(observed)  # a bool apart from the number it equals
+            parts.append((name, "sparse", keys, np.append(counts, n_missing)))
 
     d = len(parts)
     if d == 0:
@@ -781,18 +935,25 @@ def estimate_schema(
         raise ValueError(f"threshold_delta must be > 0: the columns {sparse} are estimated with a "
                          "thresholded histogram (or declare their categories)")
     sensitivity = math.sqrt(d)
+    n_numeric = sum(p[1] == "numeric" for p in parts)
+    n_imputable = n_numeric + sum(p[1] == "domain" for p in parts)
     if math.isinf(mu):
-        noise_std, tau = 0.0, 0.0
+        noise_std, tau, tau_core, warn_cut = 0.0, 0.0, 0.0, 0.0
     else:
         noise_std = sensitivity / mu
         # with no thresholded column tau is a pure post-processing cut-off; any fixed level is free
         tau_delta = threshold_delta if n_sparse else (threshold_delta or _DEFAULT_CUT_DELTA)
         tau = sparse_histogram_threshold(noise_std, tau_delta, max_new_keys=max(n_sparse, 1))
+        # post-processing cut-offs with a fixed false-alarm rate over all the bins / columns they scan
+        tau_core = max(tau, sparse_histogram_threshold(noise_std, _CORE_FALSE_ALARM,
+                                                       max_new_keys=n_value_bins * max(n_numeric, 1)))
+        warn_cut = -noise_std * float(special.ndtri(_WARN_FALSE_ALARM / max(n_imputable, 1)))
     exact = np.concatenate([p[3] for p in parts])
     noisy = gaussian_mechanism(exact, noise_std, rng)
     # ---- everything below is post-processing of `noisy` ----
     specs: list[ColumnSpec] = []
-    imputed: list[str] = []  # numeric columns with missing values that the estimate left non-nullable
+    imputed: list[str] = []  # columns that may have missing values the estimate left non-nullable
+    beyond: list[str] = []  # numeric columns whose bounds come from an outer (infinite) grid bin
     offset = 0
     for (name, mode, keys, counts), kind in zip(parts, kinds.values(), strict=True):
         c = noisy[offset:offset + counts.size]
@@ -800,29 +961,42 @@ def estimate_schema(
         nullable = bool(c[-1] > tau)
         missing_noisy = float(c[-1])
         c = c[:-1]
+        # the warning is post-processing of the NOISY missing count (the exact one is private)
+        if mode != "sparse" and not nullable and missing_noisy > warn_cut:
+            imputed.append(name)
         if mode == "numeric":
-            lo, hi = _bounds_from_noisy_counts(name, c, grid, tau, 2.0 * noise_std, q0, q1,
-                                               integer=kind == "integer")
-            # the warning is post-processing of the NOISY missing count (the exact one is private)
-            if not nullable and missing_noisy > 2.0 * noise_std:
-                imputed.append(name)
+            lo, hi, outer = _bounds_from_noisy_counts(name, c, grid, tau_core, 2.0 * noise_std, q0, q1,
+                                                      integer=kind == "integer")
+            if outer:
+                beyond.append(name)
             specs.append(ColumnSpec(name, kind, bounds=(lo, hi), nullable=nullable,
                                     missing="error" if nullable else "impute"))
         elif mode == "domain":
-            specs.append(ColumnSpec(name, kind, categories=tuple(keys), nullable=nullable))
+            # a missing value gets the category with the largest NOISY count (post-processing)
+            fill = None if nullable else keys[int(np.argmax(c))]
+            specs.append(ColumnSpec(name, kind, categories=tuple(keys), nullable=nullable,
+                                    missing="error" if nullable else "impute", fill_value=fill))
         else:
             kept = _sorted_values(k for k, v in zip(keys, c, strict=True) if v > tau)
             if not kept:
-                raise ValueError(f"column {name!r}: no category survived the privacy threshold; declare "
-                                 "the column (its categories) in the schema, or give a larger epsilon")
+                raise ValueError(f"column {name!r}: no category survived the privacy threshold; declare the "
+                                 "column (its categories) in schema=..., or give the schema estimate more "
+                                 "budget (a larger epsilon, or a larger schema_share of it)")
+            _check_no_bool_clash(name, kept)  # decided on the noisy counts: post-processing
             specs.append(ColumnSpec(name, kind, categories=tuple(kept), nullable=nullable, unknown="other"))
 
     schema = Schema(specs, target=target_name if y is not None else None)
     if imputed:  # from the noisy counts only: whether a value is missing is private
-        warnings.warn(f"the numeric column(s) {imputed} probably have missing values, too few for the differentially "
-                      "private schema estimate to make them nullable; they are imputed with the midpoint of the "
-                      "column's bounds (missing='impute'). To model missing values, declare the column(s) with "
-                      "nullable=True in a schema.", UserWarning, stacklevel=2)
+        warnings.warn(f"the column(s) {imputed} may have missing values, too few for the differentially private "
+                      "schema estimate to make them nullable; they are imputed with a fixed public value "
+                      "(missing='impute': the midpoint of a numeric column's bounds, the category with the "
+                      "largest noisy count of a boolean or declared-domain column), and synthetic rows have none "
+                      "there. To model missing values, declare the column(s) with nullable=True in schema=...",
+                      UserWarning, stacklevel=2)
+    if beyond:  # from the noisy counts only
+        warnings.warn(f"the numeric column(s) {beyond} may hold values beyond +-1e300, the range of the "
+                      "differentially private schema estimate: their bounds stop at +-1e300 and larger values "
+                      "are clipped. Declare the bounds in schema=...", UserWarning, stacklevel=2)
     if n_sparse and not math.isinf(mu):
         release = PrivacyRelease.gaussian("schema", mu=mu, delta=2 * threshold_delta,
                                           extra_delta=threshold_delta, sensitivity=sensitivity,
@@ -837,8 +1011,12 @@ def estimate_schema(
 
 
 def _bounds_from_noisy_counts(name: str, counts: np.ndarray, grid: np.ndarray, tau: float, low_cut: float,
-                              q0: float, q1: float, integer: bool) -> tuple[float, float]:
-    """Bounds covering the [q0, q1] mass of the noisy grid histogram (post-processing)."""
+                              q0: float, q1: float, integer: bool) -> tuple[float, float, bool]:
+    """Bounds covering the [q0, q1] mass of the noisy grid histogram (post-processing).
+
+    Returns ``(lo, hi, outer)``, ``outer`` telling whether a bound comes from an infinite outer bin
+    (clamped to the grid, so values beyond it are clipped).
+    """
     # Keep the runs of consecutive bins above the low cut-off that hold a bin above tau: pure noise
     # in empty bins rarely reaches tau, and low-count tail bins next to the bulk are kept.
     low = min(tau, low_cut)
@@ -850,12 +1028,14 @@ def _bounds_from_noisy_counts(name: str, counts: np.ndarray, grid: np.ndarray, t
     total = c.sum()
     if not total > 0:
         raise ValueError(f"column {name!r}: its histogram did not survive the privacy noise; declare its "
-                         "bounds in the schema, or give a larger epsilon")
+                         "bounds in schema=..., or give the schema estimate more budget (a larger epsilon, or a "
+                         "larger schema_share of it)")
     cdf = np.cumsum(c) / total
     i = int(np.searchsorted(cdf, q0, side="right"))  # first bin where the CDF exceeds q0
     j = int(np.searchsorted(cdf, q1, side="left"))   # first bin where the CDF reaches q1
     last = c.size - 1
     i, j = min(i, last), min(max(j, i), last)
+    outer = bool((i == 0 and c[0] > 0) or (j == last and c[last] > 0))
     ext = np.concatenate([[grid[0]], grid, [grid[-1]]])  # infinite outer edges clamped to the grid
     lo, hi = float(ext[i]), float(ext[j + 1])
     if not lo < hi:  # both in the same clamped outer bin
@@ -867,4 +1047,4 @@ def _bounds_from_noisy_counts(name: str, counts: np.ndarray, grid: np.ndarray, t
         lo, hi = float(math.floor(lo)), float(math.ceil(hi))
         if not lo < hi:
             hi = lo + 1.0
-    return lo, hi
+    return lo, hi, outer
