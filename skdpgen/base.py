@@ -21,7 +21,6 @@ from ._torch import derive_seeds, resolve_device
 from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
 from .privacy.accounting import gdp_epsilon
-from .privacy.ledger import Reservation
 from .schema import Schema, estimate_schema
 
 __all__ = ["BaseSynthesizer", "GDPBudget", "plan_gdp_budget"]
@@ -67,6 +66,22 @@ def plan_gdp_budget(epsilon: float, delta: float, schema_share: float, need_sche
     if math.isinf(mu):
         return GDPBudget(epsilon, delta, mu, threshold_delta, math.inf if need_schema else 0.0, math.inf)
     return GDPBudget(epsilon, delta, mu, threshold_delta, math.sqrt(share) * mu, math.sqrt(1 - share) * mu)
+
+
+def _planned_schema_releases(budget: GDPBudget, owner: str) -> list[PrivacyRelease]:
+    r"""The schema estimate's release as planned (before the noise): :math:`\mu_s`-GDP plus the threshold's delta.
+
+    ``estimate_schema`` releases one Gaussian histogram at ``budget.schema_mu`` (with the
+    threshold's ``extra_delta`` when a column's categories are estimated); the plan states it
+    the same way (with the threshold delta whenever ``budget`` has one: never less than the
+    release).
+    """
+    if budget.schema_mu == 0.0:
+        return []
+    extra = float(budget.threshold_delta)
+    return [PrivacyRelease.gaussian("schema", mu=budget.schema_mu, delta=extra + budget.release_delta(budget.schema_mu),
+                                    extra_delta=extra, owner=owner,
+                                    mechanism="gaussian_sparse_histogram" if extra else "gaussian")]
 
 
 # the private attributes that the last fit (decorated with fresh_fit) created
@@ -244,13 +259,18 @@ class BaseSynthesizer(BaseEstimator):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
 
-    def _resolve_schema(self, X: pd.DataFrame, y: pd.Series | None, owner: str, split: str = "gdp"):
+    def _resolve_schema(self, X: pd.DataFrame, y: pd.Series | None, owner: str, split: str = "gdp",
+                        plan: Callable[[GDPBudget, bool], list[PrivacyRelease]] | None = None):
         r"""Return (feature schema, target spec or None, target name, budget, schema releases).
 
         ``split="gdp"``: the schema and the model share one GDP budget (``schema_share`` of
         :math:`\mu^2`).  ``split="basic"``: the schema gets ``(schema_share * epsilon,
         schema_share * delta)`` and the model the rest, by basic composition (for models whose
         own releases are not Gaussian, e.g. DP-SGD).
+
+        ``plan(budget, need_threshold)``: the releases to reserve in the ledger BEFORE the schema's
+        noise is drawn (:meth:`_reserve_plan`): a refused fit draws nothing, and the schema
+        release is recorded even if the fit fails after it (whether it fails depends on the rows).
         """
         declared = None if self.schema is None else Schema.coerce(self.schema)
         names = list(X.columns)
@@ -275,6 +295,10 @@ class BaseSynthesizer(BaseEstimator):
             budget = plan_gdp_budget(float(self.epsilon), float(self.delta), float(self.schema_share),
                                      need_schema, need_threshold)
         releases: list[PrivacyRelease] = []
+        if plan is not None:
+            self._reserve_plan(plan(budget, need_threshold))
+        else:
+            self._drawn = []
         if need_schema:
             rng = np.random.default_rng(privacy_seed(self._seeds[0], math.isfinite(float(self.epsilon))))
             frame = X if need_features else X.iloc[:, :0]
@@ -285,11 +309,13 @@ class BaseSynthesizer(BaseEstimator):
                                             if need_threshold else budget.threshold_delta, rng=rng,
                                             target_name=target_name or TARGET_NAME, owner=owner)
             except ValueError as exc:  # say what was attempted; no row count: it is private
+                self._drawn.extend(self._restate(r, budget) for r in _planned_schema_releases(budget, owner))
                 raise ValueError(f"{exc} (while estimating the schema with differential privacy at epsilon="
                                  f"{float(self.epsilon):g} with schema_share={float(self.schema_share):g}; the "
                                  "usual cause is too few rows for the noise, down to one sample: declare the "
                                  "schema, or give a larger epsilon or schema_share)") from exc
             releases = [self._restate(r, budget) for r in rels]
+            self._drawn.extend(releases)
             feature_schema = est.subset(names) if need_features else declared.subset(names)
             target_spec = est.target_spec if need_target else None
         else:
@@ -316,24 +342,38 @@ class BaseSynthesizer(BaseEstimator):
         return PrivacyRelease.gaussian(name, mu=budget.model_mu, delta=budget.release_delta(budget.model_mu),
                                        sensitivity=sensitivity, noise_std=noise_std, owner=owner)
 
+    def _reserve_plan(self, planned: list[PrivacyRelease]) -> None:
+        """Reserve the fit's ``planned`` releases before any noise; ``self._drawn`` lists what is drawn since.
+
+        Settle with :meth:`_settle_plan`: with what was released (a fit that fails after drawing
+        noise records what it drew, see :meth:`_settle_drawn`).
+        """
+        self._drawn: list[PrivacyRelease] = []
+        self._reservation = None if self.ledger is None else self.ledger.reserve(planned)
+
+    def _settle_plan(self, releases: list[PrivacyRelease], *, narrow: bool = False) -> None:
+        """Settle the reservation of :meth:`_reserve_plan` with what the fit released.
+
+        ``narrow=True``: replace it by the exact remaining plan instead (checked: may raise
+        :class:`~skdpgen.exceptions.PrivacyBudgetExceeded`, nothing changed), to settle again later.
+        """
+        reservation = getattr(self, "_reservation", None)
+        if reservation is not None:
+            self.ledger.settle(reservation, releases, check=narrow)
+        if not narrow:
+            self._releases = list(releases)
+            for name in ("_reservation", "_drawn"):  # done: no reference to the ledger stays on the fit
+                vars(self).pop(name, None)
+
+    def _settle_drawn(self) -> None:
+        """After a failure: record what the fit drew (``self._drawn``) in place of its reservation, once."""
+        if getattr(self, "_reservation", None) is not None:
+            self._settle_plan(list(self._drawn))
+
     def _commit_releases(self, releases: list[PrivacyRelease]) -> None:
         """Check the external ledger (if any) and record; the fit's own report always gets them."""
         if self.ledger is not None:
             self.ledger.record(*releases)
-        self._releases = list(releases)
-
-    def _reserve_releases(self, planned: list[PrivacyRelease]) -> Reservation | None:
-        """Reserve ``planned`` in the external ledger (if any): checked and recorded atomically.
-
-        Raises :class:`~skdpgen.exceptions.PrivacyBudgetExceeded` (nothing recorded) when the
-        ledger cannot afford the plan.  Settle with :meth:`_settle_releases`.
-        """
-        return None if self.ledger is None else self.ledger.reserve(planned)
-
-    def _settle_releases(self, reservation: Reservation | None, releases: list[PrivacyRelease]) -> None:
-        """Replace the reservation by what was released (never refused); the fit's own report gets them."""
-        if reservation is not None:
-            self.ledger.settle(reservation, releases)
         self._releases = list(releases)
 
     def _make_report(self, budget: GDPBudget | None, accounting: str | None = None) -> dict:

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from skdpgen import PrivacyLedger
+from skdpgen import PrivacyLedger, PrivacyRelease
 from skdpgen.flows import DPFlowSynthesizer
+from skdpgen.privacy import gdp_mu
 
 FAST = dict(n_layers=4, hidden=(32, 32), epochs=8, batch_size=256, device="cpu")
 
@@ -92,7 +93,7 @@ def test_budget_refused_before_training():
 
 def test_refused_fit_keeps_no_unrecorded_dp_estimates():
     """Without a schema, the DP schema, classes and row count are releases: a fit the ledger refuses
-    must not leave them on the object (they were never recorded)."""
+    must not leave them on the object.  A fit larger than the whole budget is refused before any is drawn."""
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
@@ -357,8 +358,11 @@ def test_concurrent_fits_on_a_shared_ledger_never_keep_an_unrecorded_model(monke
     with pytest.raises(NotFittedError):
         check_is_fitted(bad)
     check_is_fitted(good)
-    assert [e.name for e in ledger.entries] == ["DPFlowSynthesizer.row_count", "DPFlowSynthesizer.dpsgd"]
-    assert {e.owner for e in ledger.entries} == {f"DPFlowSynthesizer#{id(good):x}"}
+    by_owner = {o: [e.name for e in ledger.entries if e.owner == f"DPFlowSynthesizer#{id(f):x}"]
+                for o, f in (("good", good), ("bad", bad))}
+    # the refused fit drew its row count before its DP-SGD plan could be checked: that release is recorded
+    assert by_owner == {"good": ["DPFlowSynthesizer.row_count", "DPFlowSynthesizer.dpsgd"],
+                        "bad": ["DPFlowSynthesizer.row_count"]}
     assert ledger.spent()[0] <= 1.2
 
 
@@ -399,3 +403,31 @@ def test_sequential_fits_on_a_shared_ledger_compose_tightly():
         DPFlowSynthesizer(epsilon=1.0, schema=schema, ledger=ledger, n_layers=2, hidden=(8,), epochs=1,
                           batch_size=64, device="cpu", random_state=seed).fit(X)
     assert len(ledger) == 4 and ledger.spent()[0] <= 1.6
+
+
+def test_a_fit_refused_after_drawing_records_what_it_drew():
+    # the ledger affords the schema estimate and the row count but not the DP-SGD plan: the refusal comes
+    # after those two were drawn, so they are recorded (whether a later step fails depends on the rows)
+    from skdpgen.exceptions import PrivacyBudgetExceeded
+
+    X, y = labelled_table(3000, 0)
+    ledger = PrivacyLedger(max_epsilon=4.4)
+    ledger.record(PrivacyRelease.gaussian("earlier", mu=gdp_mu(4.0, 1e-6), delta=1e-6))
+    flow = DPFlowSynthesizer(epsilon=4.0, ledger=ledger, random_state=0, **FAST)
+    with pytest.raises(PrivacyBudgetExceeded):
+        flow.fit(X, y)
+    names = [e.name for e in ledger.entries]
+    assert names == ["earlier", "schema", "DPFlowSynthesizer.row_count"]
+    assert ledger.spent()[0] <= 4.4
+    assert not hasattr(flow, "n_samples_estimate_")
+
+
+def test_missing_value_in_an_imputed_boolean_scores_minus_inf():
+    # the DP schema imputes a boolean column's rare missing values; the model never generates one
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"v": rng.normal(0, 1, 2000).clip(-4, 4), "b": pd.array(rng.random(2000) < 0.3, "boolean")})
+    X.loc[5, "b"] = pd.NA
+    flow = DPFlowSynthesizer(epsilon=4.0, random_state=0, **FAST).fit(X)
+    assert flow.schema_["b"].missing == "impute" and not flow.schema_["b"].nullable
+    scores = flow.score_samples(X.iloc[4:7])
+    assert np.isfinite(scores[[0, 2]]).all() and scores[1] == -np.inf

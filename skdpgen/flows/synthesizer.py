@@ -16,9 +16,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
-from ..base import BaseSynthesizer, check_n_samples, fresh_fit
+from ..base import BaseSynthesizer, _planned_schema_releases, check_n_samples, fresh_fit
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
 from ..encoding import TabularEncoder, from_unit, public_dtypes, to_unit
+from ..exceptions import PrivacyBudgetExceeded
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
 from .mixed import FlowEnsemble, MixedFlow
@@ -231,12 +232,27 @@ class DPFlowSynthesizer(BaseSynthesizer):
         Xf = self._check_X(X, reset=True)
         ys = self._check_y(y, len(Xf))
         owner = f"{type(self).__name__}#{id(self):x}"
-        # until the ledger has accepted the plan, nothing DP-estimated (schema, classes, row count)
-        # may stay on the object or leave the fit: a refused or failed fit leaves it unfitted (fresh_fit).
-        # The plan needs the noisy row count, so it is reserved (checked and recorded atomically: fits
-        # racing on one ledger cannot both pass) after that noise is drawn and before any training.
+        # The ledger (if any) reserves the schema estimate and the row count before their noise is
+        # drawn (checked and recorded atomically: fits racing on one ledger cannot both pass); the
+        # DP-SGD plan needs the noisy row count, so the reservation is then narrowed to the exact
+        # plan before any training.  A fit refused there, or failing later, records what it drew;
+        # a refused or failed fit leaves the estimator unfitted (fresh_fit).
+        ledger = self.ledger
+        if ledger is not None and ((ledger.max_epsilon is not None and float(self.epsilon) > ledger.max_epsilon)
+                                   or (ledger.max_delta is not None and float(self.delta) > ledger.max_delta)):
+            # the fit alone exceeds the budget: refused before the schema and the row count are drawn
+            raise PrivacyBudgetExceeded(f"this fit asks for epsilon={float(self.epsilon):g}, delta="
+                                        f"{float(self.delta):g}, more than the ledger's whole budget (max_epsilon="
+                                        f"{ledger.max_epsilon}, max_delta={ledger.max_delta})")
+        try:
+            return self._fit(Xf, ys, owner)
+        except BaseException:
+            self._settle_drawn()
+            raise
+
+    def _fit(self, Xf: pd.DataFrame, ys: pd.Series | None, owner: str):
         feature_schema, target_spec, target_name, _, schema_releases = self._resolve_schema(
-            Xf, ys, owner, split="basic")
+            Xf, ys, owner, split="basic", plan=lambda budget, _: self._plan_start(budget, owner))
         self.schema_ = feature_schema
         table, joint = Xf, feature_schema
         self.target_name_, self.classes_ = None, None
@@ -257,8 +273,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
         rows = self._rows(table)
 
         budget = self._plan_budget(bool(schema_releases))
-        count_release, n_hat = self._private_count(len(Xf), *budget["count"], owner)
-        self.n_samples_estimate_ = n_hat
+        count_release = self._count_release(*budget["count"], owner)
+        noisy_count = self._private_count(len(Xf), count_release)
+        self._drawn.append(count_release)
+        self.n_samples_estimate_ = noisy_count
+        n_hat = max(float(self.batch_size), noisy_count)  # q <= 1
         q = min(1.0, int(self.batch_size) / n_hat)
         steps_each = max(1, round(float(self.epochs) / q))
         eps_sgd, delta_sgd = budget["dpsgd"]
@@ -268,20 +287,17 @@ class DPFlowSynthesizer(BaseSynthesizer):
                                              steps=steps_each * int(self.n_components), delta=delta_sgd,
                                              accountant=self.accountant, sensitivity=self._clip_norm(),
                                              owner=owner)]
-        reservation = self._reserve_releases(planned)  # refuse before any training
+        self._settle_plan(planned, narrow=True)  # refuse before any training
+        self._drawn = planned  # from the first step on, a failure counts as the whole plan
         done: list[PrivacyRelease] = [*schema_releases, count_release]
-        try:
-            steps = self._train(rows, q, sigma, delta_sgd, budget, owner, done)
-        except BaseException:
-            self._settle_releases(reservation, planned)  # a partly trained model is a release too
-            raise
+        steps = self._train(rows, q, sigma, delta_sgd, budget, owner, done)
         release = PrivacyRelease.subsampled("DPFlowSynthesizer.dpsgd", noise_multiplier=sigma, sample_rate=q,
                                             steps=steps, delta=delta_sgd, accountant=self.accountant,
                                             sensitivity=self._clip_norm(), owner=owner)
         self.dpsgd_ = DPSGDResult(noise_multiplier=sigma, sample_rate=q, steps=steps,
                                   planned_steps=steps_each * int(self.n_components), epsilon=release.epsilon,
                                   delta=release.delta, release=release)
-        self._settle_releases(reservation, [*done, release])
+        self._settle_plan([*done, release])
         self.privacy_report_ = self._make_report(
             None, accounting="row count, line searches and schema: Gaussian DP; DP-SGD: Opacus "
             + self.accountant.upper() + " accountant (Poisson-subsampled Gaussian, all components as one "
@@ -397,15 +413,22 @@ class DPFlowSynthesizer(BaseSynthesizer):
         best = int(np.argmax(noisy))
         return float(_SEARCH_GRID[best]) if noisy[best] > 0 else 0.0
 
-    def _private_count(self, n: int, epsilon: float, delta: float, owner: str) -> tuple[PrivacyRelease, float]:
+    def _plan_start(self, budget, owner: str) -> list[PrivacyRelease]:
+        """The releases drawn before the DP-SGD plan can be made: the schema estimate (if any) and the row count."""
+        schema = [self._restate(r, budget) for r in _planned_schema_releases(budget, owner)]
+        return [*schema, self._count_release(*self._plan_budget(bool(schema))["count"], owner)]
+
+    @staticmethod
+    def _count_release(epsilon: float, delta: float, owner: str) -> PrivacyRelease:
         """Gaussian release of the row count (sensitivity 1 under add/remove one row)."""
         mu = gdp_mu(epsilon, delta)
-        noise_std = 0.0 if math.isinf(mu) else 1.0 / mu
-        rng = np.random.default_rng(privacy_seed(self._seeds[4], not math.isinf(mu)))
-        noisy = float(gaussian_mechanism(np.array([float(n)]), noise_std, rng)[0])
-        release = PrivacyRelease.gaussian("DPFlowSynthesizer.row_count", mu=mu, delta=delta, sensitivity=1.0,
-                                          noise_std=noise_std, owner=owner)
-        return release, max(float(self.batch_size), noisy, 1.0)
+        return PrivacyRelease.gaussian("DPFlowSynthesizer.row_count", mu=mu, delta=delta, sensitivity=1.0,
+                                       noise_std=0.0 if math.isinf(mu) else 1.0 / mu, owner=owner)
+
+    def _private_count(self, n: int, release: PrivacyRelease) -> float:
+        """The noisy row count of ``release`` (at least 1)."""
+        rng = np.random.default_rng(privacy_seed(self._seeds[4], release.noise_std > 0))
+        return max(float(gaussian_mechanism(np.array([float(n)]), release.noise_std, rng)[0]), 1.0)
 
     # ------------------------------------------------------------------ layout of the model rows
     def _setup_layout(self) -> None:
@@ -591,7 +614,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
         After ``fit(X, y)``: with ``y`` the joint density of ``(x, y)`` (``-inf`` for a label not in
         ``classes_``), without it the density of ``x`` with the label summed out exactly.  Rows the
         model cannot generate score ``-inf``: values outside a continuous column's bounds, integer
-        values out of bounds or not whole, and missing values in a non-nullable numeric column.
+        values out of bounds or not whole, and missing values in a non-nullable column with
+        ``missing="impute"`` (as a DP-estimated schema sets).  Values the schema cannot encode at
+        all raise ``ValueError``, as in :meth:`fit`: a category not in the schema (unless the
+        column has an "other" slot), a missing value in a column declared with ``missing="error"``.
         """
         check_is_fitted(self)
         Xf = self._check_X(X, reset=False)
@@ -640,15 +666,15 @@ class DPFlowSynthesizer(BaseSynthesizer):
         return total
 
     def _missing_support(self, X: pd.DataFrame) -> np.ndarray:
-        """0, or -inf for a row with a missing value in a numeric column the model never leaves missing.
+        """0, or -inf for a row with a missing value in a column the model never leaves missing.
 
-        A non-nullable numeric column with ``missing="impute"`` (a DP-estimated schema) encodes a
-        missing value as a fixed point, which would give it that point's density; the model
-        generates no missing values there, so their probability is 0.
+        A non-nullable column with ``missing="impute"`` (e.g. a DP-estimated schema) encodes a
+        missing value as its fixed ``fill_value``, which would give it that value's density; the
+        model generates no missing values there, so their probability is 0.
         """
         total = np.zeros(len(X))
         for name, spec in self._joint_schema.columns.items():
-            if not spec.is_numeric or spec.nullable or name not in X.columns:
+            if spec.nullable or spec.missing != "impute" or name not in X.columns:
                 continue
             total[X[name].isna().to_numpy()] = -np.inf
         return total

@@ -15,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
-from ..base import BaseSynthesizer, check_n_samples, fresh_fit, plan_gdp_budget
+from ..base import BaseSynthesizer, _planned_schema_releases, check_n_samples, fresh_fit, plan_gdp_budget
 from ..encoding import public_dtypes
-from ..privacy import gaussian_mechanism
+from ..privacy import PrivacyRelease, gaussian_mechanism
 from ..schema import Schema
 from .features import RandomFourierFeatures, make_feature_map
 from .generator import TabularGenerator
@@ -204,15 +204,15 @@ class DPMMDSynthesizer(BaseSynthesizer):
             Xf = self._check_X(X, reset=True)
             ys = self._check_y(y, len(Xf))
             owner = self._owner()
-            resolved = self._resolve_schema(Xf, ys, owner)
+            # the whole plan is reserved before the schema's noise is drawn (refused: nothing drawn)
+            resolved = self._resolve_schema(Xf, ys, owner, plan=self._plan)
             feature_schema, target_spec, target_name, budget, schema_releases = resolved
             self._begin(feature_schema, target_spec, target_name, Xf, ys)
             self._accumulate(Xf, ys)
             return self._finish(budget, schema_releases)
         except BaseException:
+            self._settle_drawn()  # a failure after the schema's noise records that release
             self._discard(_STREAM_STATE)
-            if not hasattr(self, "_releases"):  # nothing recorded: keep nothing derived from the rows
-                self._discard(_FIT_STATE)
             raise
 
     @available_if(_declared_schema)
@@ -339,13 +339,24 @@ class DPMMDSynthesizer(BaseSynthesizer):
         self._sums += sums
         self._counts += counts
 
-    def _finish(self, budget, schema_releases):
+    def _embedding_release(self, budget) -> PrivacyRelease:
         sensitivity = math.sqrt(1.0 + _COUNT_WEIGHT**2)
         noise_std = 0.0 if math.isinf(budget.model_mu) else sensitivity / budget.model_mu
-        release = self._model_release("DPMMDSynthesizer.embedding", budget, sensitivity, noise_std,
-                                      self._owner())
+        return self._model_release("DPMMDSynthesizer.embedding", budget, sensitivity, noise_std, self._owner())
+
+    def _plan(self, budget, need_threshold: bool) -> list[PrivacyRelease]:
+        """What :meth:`fit` will release: the schema estimate (if any) and the embedding."""
+        schema = [self._restate(r, budget) for r in _planned_schema_releases(budget, self._owner())]
+        return [*schema, self._embedding_release(budget)]
+
+    def _finish(self, budget, schema_releases):
+        release = self._embedding_release(budget)
+        noise_std = release.noise_std
         try:
-            self._commit_releases([*schema_releases, release])  # raises before any noise is drawn
+            if getattr(self, "_reservation", None) is not None:  # fit: reserved before the schema estimate
+                self._settle_plan([*schema_releases, release])
+            else:  # finalize of partial_fit: checked and recorded here, before any noise is drawn
+                self._commit_releases([*schema_releases, release])
             raw = torch.cat([self._sums.flatten(), _COUNT_WEIGHT * self._counts]).cpu()
         finally:  # the exact sums never outlive this call, even when the ledger refuses the release
             self._discard(_STREAM_STATE)
