@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["config_context", "get_config", "privacy_seed", "set_config"]
+__all__ = ["config_context", "fresh_noise", "get_config", "privacy_seed", "set_config"]
 
 _local = threading.local()
 
@@ -74,3 +75,19 @@ def privacy_seed(seed: int, private: bool = True) -> int:
     if not private or _config()["reproducible_noise"]:
         return int(seed)
     return secrets.randbits(63)
+
+
+def fresh_noise(epsilon) -> bool:
+    """Whether a fit at ``epsilon`` draws fresh privacy noise (so two fits with one ``random_state`` differ).
+
+    For scikit-learn's ``non_deterministic`` tag: true for a finite ``epsilon`` (``None`` or
+    infinite: no noise) unless ``reproducible_noise`` is set.  An invalid ``epsilon`` counts as
+    private (``fit`` will reject it).
+    """
+    if epsilon is None:
+        return False
+    try:
+        private = math.isfinite(float(epsilon))
+    except (TypeError, ValueError):
+        private = True
+    return private and not _config()["reproducible_noise"]

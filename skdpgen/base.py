@@ -14,9 +14,15 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_feature_names_in,
+    _check_n_features,
+    check_is_fitted,
+    validate_data,
+)
 
-from ._config import privacy_seed
+from ._config import fresh_noise, privacy_seed
 from ._torch import derive_seeds, resolve_device
 from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
@@ -414,15 +420,20 @@ class BaseSynthesizer(BaseEstimator):
         return frame
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the columns that :meth:`sample` returns."""
+        """Names of the columns that :meth:`sample` returns.
+
+        ``input_features`` is checked against ``feature_names_in_`` (or ``n_features_in_``) as in
+        scikit-learn; the output names are the fitted columns either way.
+        """
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         return np.asarray(self._feature_names(), dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.target_tags.required = False
-        tags.non_deterministic = False
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags
 
 

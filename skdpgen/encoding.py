@@ -32,7 +32,7 @@ from .schema import ColumnSpec, Schema, _numeric_values
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Block", "TabularEncoder", "OTHER", "public_dtypes"]
+__all__ = ["Block", "TabularEncoder", "OTHER", "cast_labels", "public_dtypes", "public_label_dtype"]
 
 OTHER = "(other)"
 """How the "other" slot of a categorical column decodes in an object or string column."""
@@ -578,3 +578,42 @@ def _frame_to_array(frame: pd.DataFrame, dtype: np.dtype) -> np.ndarray:
     if frame.isna().to_numpy().any():
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
     return frame.to_numpy(dtype=dtype)
+
+
+def public_label_dtype(dtype, classes: np.ndarray):
+    """The fitted labels' dtype with no data in it: a categorical one is rebuilt from the released classes.
+
+    ``pd.Categorical(y)`` infers its categories from the private rows; only the released classes
+    (declared or DP-estimated) may be kept (see :func:`~skdpgen.encoding.public_dtypes`).
+    """
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.CategoricalDtype(list(classes.tolist()), ordered=dtype.ordered)
+    return dtype
+
+
+def cast_labels(classes: np.ndarray, y_idx: np.ndarray, dtype, name, as_series: bool):
+    """The sampled labels ``classes[y_idx]`` as a Series (or ndarray) of the fitted labels' ``dtype``.
+
+    The classes are cast once; where ``dtype`` cannot hold them exactly, the dtype is inferred instead.
+    """
+    values = None
+    if dtype is not None:
+        try:
+            cast = pd.array(classes.tolist(), dtype=dtype)
+        except (TypeError, ValueError):
+            cast = None
+        if cast is not None and cast.tolist() == classes.tolist():  # no lossy cast (1.5 -> 1, "x" -> True)
+            values = cast.take(y_idx)
+    if values is None:
+        labels = restore_labels(classes[y_idx])
+        return pd.Series(labels, name=name) if as_series else labels
+    if as_series:
+        return pd.Series(values, name=name, dtype=dtype)
+    return values.to_numpy() if isinstance(dtype, np.dtype) else restore_labels(classes[y_idx])
+
+
+def restore_labels(labels: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(labels.tolist())
+    except (TypeError, ValueError):
+        return labels

@@ -39,7 +39,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-from .._config import privacy_seed
+from .._config import fresh_noise, privacy_seed
 from .._torch import derive_seeds
 from ..base import fresh_fit
 from ..privacy import (
@@ -625,5 +625,5 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
             tags.input_tags.positive_only = bool(model.positive_only)
             tags.input_tags.sparse = bool(model.accept_sparse)
             tags.target_tags.required = bool(model.requires_y)
-        tags.non_deterministic = False
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags

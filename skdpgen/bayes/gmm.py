@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._config import fresh_noise
 from .._torch import derive_seeds
 from ..base import check_n_samples, fresh_fit
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
@@ -300,5 +301,5 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags

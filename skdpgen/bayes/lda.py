@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from .._config import fresh_noise
 from .._torch import derive_seeds
 from ..base import check_n_samples, fresh_fit
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
@@ -499,5 +500,5 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         tags.input_tags.positive_only = True
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64"]
-        tags.non_deterministic = False
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags

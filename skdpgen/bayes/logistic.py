@@ -33,6 +33,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._config import fresh_noise
 from .._torch import derive_seeds
 from ..base import check_n_samples, fresh_fit
 from .engine import ESSPiece, VBModel, _vips_constraints, _VIPSMixin
@@ -414,5 +415,5 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.non_deterministic = False
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags

@@ -18,7 +18,7 @@ from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, _planned_schema_releases, check_n_samples, fresh_fit
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
-from ..encoding import TabularEncoder, from_unit, public_dtypes, to_unit
+from ..encoding import TabularEncoder, cast_labels, from_unit, public_dtypes, public_label_dtype, to_unit
 from ..exceptions import PrivacyBudgetExceeded
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
@@ -264,6 +264,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
             # every label in the model (and so every sampled label) is one of classes_
             target_spec = replace(target_spec, name=target_name, unknown="error")
             self.classes_ = np.asarray(target_spec.categories, dtype=object)
+            self._y_dtype = public_label_dtype(ys.dtype, self.classes_)  # sample(return_y=True) gives it back
             table = Xf.assign(**{target_name: ys.to_numpy()})
             joint = Schema([*feature_schema.columns.values(), target_spec])
         self.dtypes_ = public_dtypes(table.dtypes, joint)
@@ -560,7 +561,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
         X_out = self._to_output(frame)
         if not return_y:
             return X_out
-        return (X_out, labels) if self._input_kind == "pandas" else (X_out, labels.to_numpy())
+        idx = pd.Index(list(self.classes_), dtype=object).get_indexer(labels.to_numpy(dtype=object))
+        return X_out, cast_labels(self.classes_, idx, getattr(self, "_y_dtype", None), self.target_name_,
+                                  as_series=self._input_kind == "pandas")
 
     def _fixed_positions(self, given) -> dict[int, int]:
         if not given:

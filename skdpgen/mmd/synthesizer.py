@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, _planned_schema_releases, check_n_samples, fresh_fit, plan_gdp_budget
-from ..encoding import public_dtypes
+from ..encoding import cast_labels, public_dtypes, public_label_dtype
 from ..privacy import PrivacyRelease, gaussian_mechanism
 from ..schema import Schema
 from .features import RandomFourierFeatures, make_feature_map
@@ -282,7 +282,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
             self.classes_ = np.asarray(list(target_spec.categories), dtype=object)
             self.target_name_ = target_name
             self._target_spec = target_spec
-            self._y_dtype = _public_label_dtype(y.dtype, self.classes_)
+            self._y_dtype = public_label_dtype(y.dtype, self.classes_)
         else:
             self.classes_ = None
             self.target_name_ = None
@@ -438,7 +438,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         X_out = self._to_output(self.encoder_.inverse_transform(Z))
         if not return_y:
             return X_out
-        return X_out, _cast_labels(self.classes_, np.asarray(y_idx), getattr(self, "_y_dtype", None),
+        return X_out, cast_labels(self.classes_, np.asarray(y_idx), getattr(self, "_y_dtype", None),
                                    self.target_name_, as_series=self._input_kind == "pandas")
 
     @with_torch_threads
@@ -483,42 +483,3 @@ def _stratified_labels(prior: np.ndarray, m: int) -> np.ndarray:
 
 def _py(value):
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _public_label_dtype(dtype, classes: np.ndarray):
-    """The fitted labels' dtype with no data in it: a categorical one is rebuilt from the released classes.
-
-    ``pd.Categorical(y)`` infers its categories from the private rows; only the released classes
-    (declared or DP-estimated) may be kept (see :func:`~skdpgen.encoding.public_dtypes`).
-    """
-    if isinstance(dtype, pd.CategoricalDtype):
-        return pd.CategoricalDtype(list(classes.tolist()), ordered=dtype.ordered)
-    return dtype
-
-
-def _cast_labels(classes: np.ndarray, y_idx: np.ndarray, dtype, name, as_series: bool):
-    """The sampled labels ``classes[y_idx]`` as a Series (or ndarray) of the fitted labels' ``dtype``.
-
-    The classes are cast once; where ``dtype`` cannot hold them exactly, the dtype is inferred instead.
-    """
-    values = None
-    if dtype is not None:
-        try:
-            cast = pd.array(classes.tolist(), dtype=dtype)
-        except (TypeError, ValueError):
-            cast = None
-        if cast is not None and cast.tolist() == classes.tolist():  # no lossy cast (1.5 -> 1, "x" -> True)
-            values = cast.take(y_idx)
-    if values is None:
-        labels = _restore_labels(classes[y_idx])
-        return pd.Series(labels, name=name) if as_series else labels
-    if as_series:
-        return pd.Series(values, name=name, dtype=dtype)
-    return values.to_numpy() if isinstance(dtype, np.dtype) else _restore_labels(classes[y_idx])
-
-
-def _restore_labels(labels: np.ndarray) -> np.ndarray:
-    try:
-        return np.asarray(labels.tolist())
-    except (TypeError, ValueError):
-        return labels

@@ -236,7 +236,19 @@ _NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 
 
 def check_input_width(est, n_features: int) -> None:
-    """Raise a clear ``ValueError`` when a fitted scikit-learn model was trained on another number of features."""
+    """Raise a clear ``ValueError`` when a fitted scikit-learn MLP does not match ``X`` or its own parameters.
+
+    A fitted estimator is used as it is: parameters set after its fit (e.g. by a grid over
+    ``estimator__hidden_layer_sizes``) are not applied to its weights, so a mismatch is refused
+    rather than reported as what was pruned.
+    """
+    sizes = est.hidden_layer_sizes
+    sizes = (int(sizes),) if np.ndim(sizes) == 0 else tuple(int(s) for s in sizes)
+    trained = tuple(int(c.shape[1]) for c in est.coefs_[:-1])
+    if sizes != trained:
+        raise ValueError(f"the fitted {type(est).__name__} has hidden layers {trained} but hidden_layer_sizes="
+                         f"{sizes}: parameters set after fitting (e.g. a grid over estimator__*) are not applied to "
+                         "a fitted network; pass an unfitted estimator to have it fitted on X, y")
     expected = getattr(est, "n_features_in_", None)
     if expected is not None and int(expected) != int(n_features):
         raise ValueError(f"X has {n_features} features, but the estimator {type(est).__name__} was fitted with "

@@ -16,7 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .._config import privacy_seed
+from .._config import fresh_noise, privacy_seed
 from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
 from ..base import fresh_fit
 from ..dpsgd import cosine_schedule
@@ -305,7 +305,9 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         without it), or squared error.  ``"auto"`` decides from shapes only: classification when
         ``y`` is 1-D and the network has 2 or more outputs (labels outside ``0..C-1`` then raise),
         regression otherwise.  Scikit-learn MLPs use their own loss; their labels must be among the
-        MLP's ``classes_``.
+        MLP's ``classes_``.  With ``"auto"`` scikit-learn learns that a torch pruner is a classifier
+        only once it is fitted (scorers such as ``roc_auc`` work); for stratified folds in
+        ``cross_val_score`` or ``GridSearchCV``, which look before fitting, pass ``"classification"``.
     prior_concentration : float, default=0.5
         :math:`\alpha_0` of the symmetric Dirichlet prior (below 1 favours sparse importances).
     init_concentration : float, default=3.0
@@ -517,6 +519,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         est = self.estimator
         if isinstance(est, nn.Module):
             kind = {"classification": "classifier", "regression": "regressor"}.get(self.loss)
+            if kind is None and hasattr(self, "task_"):  # loss="auto": known once fitted (scorers read it)
+                kind = "regressor" if self.task_ == "regression" else "classifier"
         else:
             try:
                 kind = est.__sklearn_tags__().estimator_type
@@ -532,6 +536,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
 
             tags.regressor_tags = RegressorTags()
         tags.target_tags.required = True
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         tags.input_tags.allow_nan = False
         return tags
 
@@ -731,7 +736,13 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
                 "DP: the Dirichlet concentrations (hence the ranking and the pruned architecture) and, when "
                 "fine-tuned, the fine-tuned weights. Not covered: the given network's weights (trained by the user).")
         if is_sklearn_mlp(est):
-            self.pruned_estimator_ = torch_to_mlp(pruned, est)
+            mlp = torch_to_mlp(pruned, est)
+            # it was pruned and fine-tuned on the columns of X as the pruner saw them: same names
+            if hasattr(self, "feature_names_in_"):
+                mlp.feature_names_in_ = self.feature_names_in_.copy()
+            elif hasattr(mlp, "feature_names_in_"):
+                del mlp.feature_names_in_
+            self.pruned_estimator_ = mlp
         else:
             for p, r in zip(net.parameters(), requires, strict=True):
                 p.requires_grad_(r)

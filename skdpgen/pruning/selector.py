@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn import functional as F
 
-from .._config import privacy_seed
+from .._config import fresh_noise, privacy_seed
 from .._torch import derive_seeds, make_linear, resolve_device, torch_generator, with_torch_threads
 from ..base import fresh_fit
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
@@ -233,6 +233,7 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        tags.non_deterministic = fresh_noise(self.epsilon)  # fresh privacy noise at every fit
         return tags
 
     # ------------------------------------------------------------------ fitting
