@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
@@ -147,7 +148,8 @@ class BaseSynthesizer(BaseEstimator):
     epsilon : float, default=1.0
         Privacy budget of the whole fit; ``float("inf")`` fits without privacy (for reference).
     delta : float, default=1e-5
-        In (0, 1); should be well below 1/n.
+        In (0, 1); should be well below 1/n (``fit`` warns when it exceeds 1/n, n the DP estimate of
+        the row count).
     schema : Schema, dict, str or path, default=None
         Public metadata (column kinds, bounds, categories).  ``None``: estimated with differential
         privacy using ``schema_share`` of the budget.
@@ -207,6 +209,9 @@ class BaseSynthesizer(BaseEstimator):
             if bad:  # before any schema lookup, which would report the columns as undescribed
                 raise ValueError(f"DataFrame column names must be strings, got {bad[:5]!r}; rename the columns "
                                  "(e.g. X.columns = X.columns.astype(str)) to the names the schema uses")
+            if X.columns.has_duplicates:
+                dup = sorted(set(X.columns[X.columns.duplicated()]))
+                raise ValueError(f"X has duplicate column names {dup[:5]!r}; give each column once")
             _check_feature_names(self, X, reset=reset)
             _check_n_features(self, X, reset=reset)
             if reset:
@@ -375,6 +380,16 @@ class BaseSynthesizer(BaseEstimator):
         """After a failure: record what the fit drew (``self._drawn``) in place of its reservation, once."""
         if getattr(self, "_reservation", None) is not None:
             self._settle_plan(list(self._drawn))
+
+    def _check_delta(self, n_estimate: float) -> None:
+        """Warn when ``delta`` exceeds 1/n, n read from the DP row estimate (free post-processing).
+
+        A delta of 1/n allows a mechanism that publishes one row in the clear.
+        """
+        if math.isfinite(float(self.epsilon)) and float(self.delta) * max(n_estimate, 1.0) > 1.0:
+            warnings.warn(f"delta={float(self.delta):g} is above 1/n (the DP estimate of the row count is "
+                          f"about {n_estimate:.3g}): a delta near 1/n allows publishing a row in the clear; choose "
+                          "delta << 1/n, e.g. 1e-5 or below", UserWarning, stacklevel=3)
 
     def _commit_releases(self, releases: list[PrivacyRelease]) -> None:
         """Check the external ledger (if any) and record; the fit's own report always gets them."""

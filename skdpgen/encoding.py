@@ -199,7 +199,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         present = set(columns)
         self.schema_ = schema.subset([n for n in schema.names if n in present])
         for name, spec in self.schema_.columns.items():
-            _check_dtype(spec, self.dtypes_[name])
+            check_dtype(spec, self.dtypes_[name])
         self.columns_ = columns
         self.n_features_in_ = len(columns)
         self.blocks_ = _layout(self.schema_)
@@ -381,7 +381,8 @@ def _layout(schema: Schema) -> list[Block]:
     return blocks
 
 
-def _check_dtype(spec: ColumnSpec, dtype) -> None:
+def check_dtype(spec: ColumnSpec, dtype) -> None:
+    """Raise ``ValueError`` when a numeric column's ``dtype`` cannot hold numbers (text, categorical)."""
     if not spec.is_numeric:
         return
     api = pd.api.types

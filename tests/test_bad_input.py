@@ -437,3 +437,23 @@ def test_a_fit_failing_after_the_schema_estimate_records_it():
     assert [e.name for e in ledger.entries] == ["schema", "schema", "DPMMDSynthesizer.embedding"]
     assert ok.privacy_report_["epsilon"] == pytest.approx(1.0, rel=1e-6)
     assert not hasattr(ok, "_reservation")
+
+
+def test_delta_above_one_over_n_warns():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    schema = {"a": {"type": "continuous", "bounds": [-4, 4]}, "b": {"type": "continuous", "bounds": [-4, 4]}}
+    with pytest.warns(UserWarning, match="above 1/n"):
+        DPMMDSynthesizer(epsilon=1.0, delta=0.05, schema=schema, n_iter=3, random_state=0).fit(X)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        DPMMDSynthesizer(epsilon=1.0, delta=1e-5, schema=schema, n_iter=3, random_state=0).fit(X)
+
+
+def test_duplicate_column_names_are_refused_clearly():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "b", "a"])
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
+        DPMMDSynthesizer(epsilon=float("inf"), n_iter=3).fit(X)

@@ -18,7 +18,15 @@ from .._config import privacy_seed
 from .._torch import derive_seeds, torch_generator, with_torch_threads
 from ..base import BaseSynthesizer, _planned_schema_releases, check_n_samples, fresh_fit
 from ..dpsgd import DPSGDConfig, DPSGDResult, cosine_schedule, train_dpsgd
-from ..encoding import TabularEncoder, cast_labels, from_unit, public_dtypes, public_label_dtype, to_unit
+from ..encoding import (
+    TabularEncoder,
+    cast_labels,
+    check_dtype,
+    from_unit,
+    public_dtypes,
+    public_label_dtype,
+    to_unit,
+)
 from ..exceptions import PrivacyBudgetExceeded
 from ..privacy import PrivacyRelease, calibrate_subsampled_noise, gaussian_mechanism, gdp_mu
 from ..schema import Schema
@@ -267,6 +275,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
             self._y_dtype = public_label_dtype(ys.dtype, self.classes_)  # sample(return_y=True) gives it back
             table = Xf.assign(**{target_name: ys.to_numpy()})
             joint = Schema([*feature_schema.columns.values(), target_spec])
+        for name, spec in joint.columns.items():  # in the user's terms (the encoder sees dequantised kinds)
+            if name in table.columns:
+                check_dtype(spec, table[name].dtype)
         self.dtypes_ = public_dtypes(table.dtypes, joint)
         self._joint_schema = joint
         self.encoder_ = TabularEncoder(_dequantised_schema(joint)).fit(table)
@@ -278,6 +289,7 @@ class DPFlowSynthesizer(BaseSynthesizer):
         noisy_count = self._private_count(len(Xf), count_release)
         self._drawn.append(count_release)
         self.n_samples_estimate_ = noisy_count
+        self._check_delta(noisy_count)
         n_hat = max(float(self.batch_size), noisy_count)  # q <= 1
         q = min(1.0, int(self.batch_size) / n_hat)
         steps_each = max(1, round(float(self.epochs) / q))

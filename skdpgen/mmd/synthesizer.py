@@ -368,6 +368,7 @@ class DPMMDSynthesizer(BaseSynthesizer):
         total = float(pos.sum())
         self.class_prior_ = (pos / total).numpy() if total > 0 else np.full(n_classes, 1.0 / n_classes)
         self.n_samples_estimate_ = max(float(counts.sum()), 1.0)
+        self._check_delta(self.n_samples_estimate_)
         self.embedding_ = (sums / self.n_samples_estimate_).to(device=self.device_, dtype=torch.float32)
         self._train_generator()
         self.privacy_report_ = self._make_report(budget)
