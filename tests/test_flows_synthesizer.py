@@ -431,3 +431,15 @@ def test_missing_value_in_an_imputed_boolean_scores_minus_inf():
     assert flow.schema_["b"].missing == "impute" and not flow.schema_["b"].nullable
     scores = flow.score_samples(X.iloc[4:7])
     assert np.isfinite(scores[[0, 2]]).all() and scores[1] == -np.inf
+
+
+def test_large_samples_are_drawn_block_by_block():
+    from skdpgen.flows import synthesizer
+
+    X = mixed_table(300, 0)
+    flow = DPFlowSynthesizer(schema=SCHEMA, epsilon=float("inf"), random_state=0, **FAST).fit(X)
+    n = synthesizer._SAMPLE_ROWS + 77
+    out = flow.sample(n, random_state=0)
+    assert len(out) == n and out.index.equals(pd.RangeIndex(n))
+    assert list(out.dtypes) == list(flow.sample(5, random_state=0).dtypes)
+    pd.testing.assert_frame_equal(flow.sample(n, random_state=0), out)  # reproducible across blocks

@@ -342,3 +342,17 @@ def test_perceptual_extractor_of_the_wrong_width_names_the_model_space(table):
     with pytest.raises(ValueError, match=r"expects 3 inputs while the model space has 8 columns.*'income', 'age', "
                                          r"'city=east'.*get_feature_names_out"):
         syn.fit(X, y)
+
+
+def test_large_samples_are_decoded_block_by_block():
+    # more rows than one decoding block: same columns and dtypes, every row decoded, a fresh RangeIndex
+    from skdpgen.mmd import synthesizer
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=400).clip(-3, 3), "c": rng.choice(["x", "y", "z"], 400)})
+    model = DPMMDSynthesizer(epsilon=float("inf"), n_iter=5, chunk_size=1000, random_state=0).fit(X)
+    n = synthesizer._DECODE_ROWS + 1234
+    out = model.sample(n, random_state=0)
+    assert len(out) == n and list(out.dtypes) == list(model.sample(5, random_state=0).dtypes)
+    assert out.index.equals(pd.RangeIndex(n)) and not out.isna().any().any()
+    assert set(out["c"]) <= {"x", "y", "z", "(other)"}  # the estimated schema's slot for unreleased values

@@ -44,6 +44,8 @@ _SEARCH_SHARE = 0.04
 _SEARCH_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 _SEARCH_CLIP = -math.log(0.3)
 _SEARCH_SENSITIVITY = _SEARCH_CLIP * math.sqrt(len(_SEARCH_GRID))
+# sample() draws and decodes this many rows at a time (bounded memory for any n_samples)
+_SAMPLE_ROWS = 1 << 15
 
 
 class DPFlowSynthesizer(BaseSynthesizer):
@@ -564,8 +566,10 @@ class DPFlowSynthesizer(BaseSynthesizer):
             raise ValueError("return_y=True needs a fit with y")
         fixed = self._fixed_positions(given)
         gen = torch_generator(derive_seeds(random_state, 1)[0] % (2**62), self.device_)
-        x = self.model_.sample(n, gen, fixed)
-        frame = self._decode(x)
+        # block by block: bounded memory for any n_samples (model rows, one-hot decoding)
+        frames = [self._decode(self.model_.sample(min(_SAMPLE_ROWS, n - start), gen, fixed))
+                  for start in range(0, n, _SAMPLE_ROWS)]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         if self.target_name_ is None:
             return self._to_output(frame[list(self.feature_names_in_)] if hasattr(self, "feature_names_in_")
                                    else frame)

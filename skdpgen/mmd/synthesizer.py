@@ -30,6 +30,8 @@ _COUNT_WEIGHT = 0.5
 
 # The exact (not yet private) statistics of a fit or a partial_fit stream: they must not outlive a failure.
 _STREAM_STATE = ("_sums", "_counts", "_stream_has_y")
+# sample() decodes this many rows at a time (bounded memory for any n_samples)
+_DECODE_ROWS = 1 << 15
 # Everything a fit derives from (or fixes for) the rows, cleared before a new fit and after one that fails
 # before its releases are recorded (an estimated schema is a release too).
 _FIT_STATE = ("generator_", "embedding_", "schema_", "encoder_", "dtypes_", "classes_", "target_name_",
@@ -407,20 +409,22 @@ class DPMMDSynthesizer(BaseSynthesizer):
         return hasattr(self, "generator_")
 
     # ------------------------------------------------------------------ using the model
-    def _generate(self, n: int, rng_seed: int, y_idx: np.ndarray | None = None):
+    def _generate_chunks(self, n: int, rng_seed: int):
+        """``(Z, class indices)`` of ``n`` generated rows, ``chunk_size`` rows at a time (one generator stream)."""
         gen = torch_generator(rng_seed, self.device_)
         n_classes = self.embedding_.shape[0]
-        if y_idx is None:
-            y_idx = torch.multinomial(torch.as_tensor(self.class_prior_, dtype=torch.float64), n,
-                                      replacement=True, generator=torch_generator(rng_seed + 1)).numpy()
-        out = []
+        y_idx = torch.multinomial(torch.as_tensor(self.class_prior_, dtype=torch.float64), n,
+                                  replacement=True, generator=torch_generator(rng_seed + 1)).numpy()
         with torch.no_grad():
             for start in range(0, n, self.chunk_size):
                 idx = torch.as_tensor(y_idx[start:start + self.chunk_size], device=self.device_)
                 onehot = torch.nn.functional.one_hot(idx, n_classes).float()
                 z = torch.randn(len(idx), self.latent_dim, generator=gen, device=self.device_)
-                out.append(self.generator_(z, onehot, gen).cpu())
-        return torch.cat(out).numpy().astype(np.float64), y_idx
+                yield self.generator_(z, onehot, gen).cpu().numpy().astype(np.float64), y_idx[start:start + len(idx)]
+
+    def _generate(self, n: int, rng_seed: int):
+        chunks = list(self._generate_chunks(n, rng_seed))
+        return np.concatenate([z for z, _ in chunks]), np.concatenate([y for _, y in chunks])
 
     @with_torch_threads
     def sample(self, n_samples: int = 1, random_state=None, return_y: bool = False):
@@ -435,8 +439,20 @@ class DPMMDSynthesizer(BaseSynthesizer):
         if return_y and self.classes_ is None:
             raise ValueError("return_y=True needs a class-conditional fit (fit with y)")
         seed = derive_seeds(random_state, 1)[0] % (2**62)
-        Z, y_idx = self._generate(n, seed)
-        X_out = self._to_output(self.encoder_.inverse_transform(Z))
+        # decoded block by block: the model-space rows (one-hot blocks, float64) of a large sample
+        # would take far more memory than the decoded table
+        frames, y_parts, pending = [], [], []
+        for Z, y_chunk in self._generate_chunks(n, seed):
+            pending.append(Z)
+            y_parts.append(y_chunk)
+            if sum(len(z) for z in pending) >= _DECODE_ROWS:
+                frames.append(self.encoder_.inverse_transform(np.concatenate(pending)))
+                pending = []
+        if pending:
+            frames.append(self.encoder_.inverse_transform(np.concatenate(pending)))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        y_idx = np.concatenate(y_parts)
+        X_out = self._to_output(frame)
         if not return_y:
             return X_out
         return X_out, cast_labels(self.classes_, np.asarray(y_idx), getattr(self, "_y_dtype", None),
