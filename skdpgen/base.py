@@ -157,7 +157,8 @@ class BaseSynthesizer(BaseEstimator):
         Share of the budget (of :math:`\\mu^2` in GDP terms) spent on estimating the schema
         when none is declared.
     random_state : int, RandomState or None
-        Seeds the fit's random draws (feature maps, generator training, sampling);
+        Seeds the fit's random draws (feature maps, generator training); :meth:`sample` takes
+        its own ``random_state`` (``None``: fresh draws at every call);
         the privacy mechanisms' randomness (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"

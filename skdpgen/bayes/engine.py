@@ -523,7 +523,7 @@ class DPVariationalBayes(_VIPSMixin, BaseEstimator):
     accountant : {"prv", "rdp"}, default="prv"
         Accountant of the online mode.
     random_state : int, RandomState or None
-        Seeds initialisation and sampling (local generators; global RNGs are untouched);
+        Seeds initialisation and minibatches (local generators; global RNGs are untouched);
         the privacy mechanisms' randomness (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None

@@ -307,7 +307,8 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         Budget share of the DP document count, when one is needed.
     accountant : {"prv", "rdp"}, default="prv"
     random_state : int, RandomState or None
-        Seeds initialisation, minibatches and sampling; the privacy mechanisms' randomness
+        Seeds initialisation and minibatches (``sample`` takes its own ``random_state``); the
+        privacy mechanisms' randomness
         (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None

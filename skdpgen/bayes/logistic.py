@@ -242,7 +242,8 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     count_share : float, default=0.02
     accountant : {"prv", "rdp"}, default="prv"
     random_state : int, RandomState or None
-        Seeds initialisation, minibatches and sampling; the privacy mechanisms' randomness
+        Seeds initialisation and minibatches (``sample`` takes its own ``random_state``); the
+        privacy mechanisms' randomness
         (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None
