@@ -31,7 +31,9 @@ schema = {"value": {"type": "continuous", "bounds": [-6, 6]},
 
 # %%
 # Fit with a public schema (bounds and categories from documentation, not from the rows).
-# ``random_state`` also seeds the privacy noise: leave it ``None`` for a real release.
+# ``random_state`` seeds the networks' initialisation; the privacy noise and DP-SGD's Poisson
+# batches are fresh operating-system entropy at every fit, so the numbers below vary from run to
+# run.  Each ``sample`` call takes its own ``random_state``.
 flow = DPFlowSynthesizer(epsilon=1.0, delta=1e-5, schema=schema, epochs=10, hidden=(64, 64),
                          n_layers=4, random_state=0).fit(X, y)
 

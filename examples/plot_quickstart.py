@@ -32,7 +32,8 @@ print(f"{len(X_train)} private training rows, {X.shape[1]} columns, classes {sor
 # proportions are released with noise.  ``n_iter`` (generator steps) costs no privacy: the
 # private rows are read once, to release a noisy kernel mean embedding; training the generator
 # only reads that release.  A small network and 300 steps keep this example fast.
-# ``random_state`` seeds the generator and the sampling; the privacy noise is fresh at every fit
+# ``random_state`` seeds the feature map and the generator's training (``sample`` takes its own
+# ``random_state``); the privacy noise is fresh at every fit
 # (``skdpgen.config_context(reproducible_noise=True)`` would make it follow the seed, for tests).
 start = time.perf_counter()
 synth = DPMMDSynthesizer(epsilon=1.0, delta=1e-5, schema=schema, features="hermite", n_iter=300,

@@ -37,9 +37,9 @@ def set_config(reproducible_noise: bool | None = None) -> None:
         each release and the Poisson subsampling of DP-SGD and stochastic VIPS) comes from fresh
         operating-system entropy at every fit, whatever ``random_state`` is; ``random_state``
         still fixes everything else (initialisation, minibatches of non-private training,
-        feature maps, sampling from a fitted model).  ``True``: that randomness also follows
-        ``random_state``, so that a fit is reproducible bit for bit, **for tests and examples
-        only**: two releases with the same seed then share their noise, and e.g. fits at two
+        feature maps; ``sample(n, random_state=...)`` is seeded by its own argument).  ``True``:
+        that randomness also follows ``random_state``, so that a fit is reproducible bit for bit,
+        **for tests and examples only**: two releases with the same seed then share their noise, and e.g. fits at two
         epsilons (``GridSearchCV`` over ``epsilon`` with a fixed ``random_state``) or two
         finalisations of overlapping data cancel each other's noise by a difference, so the
         ledger's composed guarantee no longer holds.  Knowing the seed removes the noise too.

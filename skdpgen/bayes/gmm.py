@@ -287,7 +287,10 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
         return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None) -> np.ndarray:
-        """Rows drawn from the plug-in mixture (post-processing); shape (n_samples, n_features)."""
+        """Rows drawn from the plug-in mixture (post-processing); shape (n_samples, n_features).
+
+        ``random_state`` seeds this draw; ``None``: fresh draws at every call.
+        """
         check_is_fitted(self)
         n = check_n_samples(n_samples)
         rng = np.random.default_rng(derive_seeds(random_state, 1)[0])

@@ -307,8 +307,8 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         Budget share of the DP document count, when one is needed.
     accountant : {"prv", "rdp"}, default="prv"
     random_state : int, RandomState or None
-        Seeds initialisation and minibatches (``sample`` takes its own ``random_state``); the
-        privacy mechanisms' randomness
+        Seeds the initial topics and the e-step's starting point (``sample`` takes its own
+        ``random_state``); the privacy mechanisms' randomness
         (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None
@@ -470,6 +470,7 @@ class DPLatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMi
         :math:`n \sim 1 + \mathrm{Poisson}(\bar n - 1)` with :math:`\bar n` = ``doc_length`` or
         ``mean_doc_length_``, and :math:`n` words from :math:`\mathrm{Mult}(\theta^\top \bar\beta)`,
         :math:`\bar\beta_k = \lambda_k / \sum_w \lambda_{kw}` (the posterior mean topics).
+        ``random_state`` seeds this draw; ``None``: fresh documents at every call.
 
         Returns
         -------

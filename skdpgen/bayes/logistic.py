@@ -242,8 +242,8 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
     count_share : float, default=0.02
     accountant : {"prv", "rdp"}, default="prv"
     random_state : int, RandomState or None
-        Seeds initialisation and minibatches (``sample`` takes its own ``random_state``); the
-        privacy mechanisms' randomness
+        Unused by the fit itself (deterministic initialisation; ``sample`` takes its own
+        ``random_state``); the privacy mechanisms' randomness
         (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     ledger : PrivacyLedger or None
@@ -405,7 +405,10 @@ class DPBayesianLogisticRegression(ClassifierMixin, _VIPSMixin, BaseEstimator):
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
     def sample(self, n_samples=1, random_state=None) -> np.ndarray:
-        """Draws from the posterior :math:`q`: array (n_samples, n_features [+ 1]), the intercept last."""
+        """Draws from the posterior :math:`q`: array (n_samples, n_features [+ 1]), the intercept last.
+
+        ``random_state`` seeds this draw; ``None``: fresh draws at every call.
+        """
         check_is_fitted(self)
         n = check_n_samples(n_samples)
         rng = np.random.default_rng(derive_seeds(random_state, 1)[0])

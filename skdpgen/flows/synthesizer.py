@@ -544,6 +544,8 @@ class DPFlowSynthesizer(BaseSynthesizer):
         ----------
         n_samples : int
         random_state : int, RandomState or None
+            Seeds this draw; ``None``: fresh rows at every call (the constructor's ``random_state``
+            is not used).
         given : dict {column: value}, optional
             Sample conditionally on discrete columns (categorical, boolean, the label, narrow
             integer columns), e.g. ``{"sex": "Female"}``; a nullable continuous column can only be

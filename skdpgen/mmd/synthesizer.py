@@ -433,6 +433,8 @@ class DPMMDSynthesizer(BaseSynthesizer):
         Returns a DataFrame with the fitted columns, order and dtypes (an ndarray if fit saw
         one); with ``return_y=True`` after a class-conditional fit, ``(X, y)``: ``y`` has the fitted
         labels' dtype (a categorical one with the released classes as its categories).
+        ``random_state`` seeds this draw; ``None``: fresh rows at every call (the constructor's
+        ``random_state`` is not used).
         """
         check_is_fitted(self)
         n = check_n_samples(n_samples)

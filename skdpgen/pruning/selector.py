@@ -116,7 +116,8 @@ class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
     accountant : {"prv", "rdp"}, default="prv"
     ledger : PrivacyLedger or None
     random_state : int, RandomState or None
-        Seeds initialisation, minibatches and sampling; the privacy mechanisms' randomness
+        Seeds initialisation, the minibatches of non-private training and the Dirichlet samples; the
+        privacy mechanisms' randomness
         (noise, Poisson batches, noisy counts) is fresh OS entropy at
         every fit unless ``skdpgen.set_config(reproducible_noise=True)`` (tests only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
