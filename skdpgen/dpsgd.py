@@ -569,8 +569,10 @@ def _sq_norm(tape: _Tape, calls: _Calls | None, n: int, method: str) -> torch.Te
         elif _materialize(method, n_calls, d, p):
             calls.per_example = torch.bmm(g.transpose(1, 2), a)  # (B, p, d)
             sq = calls.per_example.pow(2).sum((1, 2))
-        else:  # sum_{t,t'} (a_t . a_t') (g_t . g_t')
-            sq = torch.bmm(a, a.transpose(1, 2)).mul_(torch.bmm(g, g.transpose(1, 2))).sum((1, 2)).clamp_min_(0.0)
+        else:  # sum_{t,t'} (a_t . a_t') (g_t . g_t'), in float64: the terms cancel when the calls' gradients do
+            a64, g64 = a.double(), g.double()
+            sq = torch.bmm(a64, a64.transpose(1, 2)).mul_(torch.bmm(g64, g64.transpose(1, 2))).sum((1, 2))
+            sq = sq.clamp_min_(0.0).to(w.dtype)
         out = sq if out is None else out + sq
     return out
 

@@ -546,3 +546,31 @@ def test_tuple_data_and_config_validation():
                 dict(accountant="x"), dict(optimizer="lbfgs"), dict(norm_method="x"), dict(max_grad_norm=-1)]:
         with pytest.raises(ValueError):
             DPSGDConfig(**{"epsilon": 1.0, "delta": 1e-5, **bad})
+
+
+def test_gram_norm_of_a_tied_layer_holds_when_the_calls_gradients_cancel():
+    # one Linear called twice, out = L(x) - L(x + e): the per-call gradients (~|x|) nearly cancel; the Gram
+    # route sums large terms of opposite sign, which float32 could not (clipped contributions reached 5.6 C)
+    from skdpgen.dpsgd import PerExampleClipper
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 8)
+
+        def forward(self, x, e):
+            return self.lin(x) - self.lin(x + e)
+
+    gen = torch.Generator().manual_seed(0)
+    model = Twice()
+    x = torch.randn(64, 16, generator=gen) * 2500.0
+    e = torch.randn(64, 16, generator=gen) * 0.75
+    u = torch.randn(64, 8, generator=gen) / 8**0.5
+    true = torch.einsum("bp,bd->bpd", u.double(), x.double() - (x + e).double()).pow(2).sum((1, 2)).sqrt()
+    clipper = PerExampleClipper(model, 1.0, "flat", None, "ghost")
+    try:
+        out = clipper.clip_and_sum(lambda m, b: (m(b[0], b[1]) * b[2]).sum(1), (x, e, u))
+    finally:
+        clipper.remove()
+    assert (out.factors[:, 0].double() * true).max() <= 1.0 + 1e-3  # every clipped contribution within C
+    torch.testing.assert_close(out.group_norms[:, 0].double(), true, rtol=1e-3, atol=1e-6)

@@ -374,3 +374,30 @@ def test_torch_classifier_label_errors_name_the_problem(digits):
     # regression with one column per output is unaffected
     Y = np.random.default_rng(0).normal(size=(len(X), 3))
     assert DirichletPruner(_small_net(), min_steps=2).fit(X, Y).task_ == "regression"
+
+
+def test_poisson_mlp_is_pruned_and_fine_tuned_with_its_own_loss():
+    # MLPRegressor(loss="poisson") outputs a log-rate; squared error on it wrecked fine-tuning
+    from sklearn.metrics import mean_poisson_deviance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4))
+    y = rng.poisson(np.exp(0.5 * X[:, 0] - 0.5 * X[:, 1] + 1.0)).astype(float)
+    mlp = MLPRegressor(loss="poisson", hidden_layer_sizes=(32,), max_iter=300, random_state=0).fit(X, y)
+    pruner = DirichletPruner(mlp, compression=0.5, fine_tune_epochs=3, random_state=0).fit(X, y)
+    assert pruner.task_ == "poisson"
+    before = mean_poisson_deviance(y, mlp.predict(X))
+    after = mean_poisson_deviance(y, pruner.predict(X))
+    assert after < 1.5 * before  # measured 0.83 before the fix gave 12,940 after fine-tuning
+    with pytest.raises(ValueError, match="non-negative"):
+        DirichletPruner(mlp, fine_tune_epochs=0).fit(X, -y)
+
+
+def test_float64_torch_network_is_accepted():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2)).double()
+    pruner = DirichletPruner(net, min_steps=5, fine_tune_epochs=1, random_state=0).fit(X, y)
+    assert next(pruner.pruned_estimator_.parameters()).dtype == torch.float32
+    assert next(net.parameters()).dtype == torch.float64  # the given network is untouched

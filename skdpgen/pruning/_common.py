@@ -23,7 +23,7 @@ from ..privacy.ledger import Reservation
 # 1/N weight of the KL term, both released)
 COUNT_SHARE = 0.01
 
-TASKS = ("multiclass", "binary", "multilabel", "regression")
+TASKS = ("multiclass", "binary", "multilabel", "regression", "poisson")
 
 
 def per_example_nll(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
@@ -32,6 +32,8 @@ def per_example_nll(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tens
         return F.cross_entropy(out, y, reduction="none")
     if task in ("binary", "multilabel"):
         return F.binary_cross_entropy_with_logits(out, y, reduction="none").sum(1)
+    if task == "poisson":  # out is the log-rate (scikit-learn's MLPRegressor(loss="poisson") applies exp in predict)
+        return (out.exp() - y * out).reshape(out.shape[0], -1).sum(1)
     return 0.5 * (out - y).pow(2).reshape(out.shape[0], -1).sum(1)
 
 
@@ -378,4 +380,8 @@ def mlp_targets(mlp, y, device, private: bool = False) -> tuple[str, torch.Tenso
         task = "binary" if Y.shape[1] == 1 else "multilabel"
         return task, torch.as_tensor(Y.astype(np.float32), device=device)
     Y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+    if getattr(mlp, "loss", "squared_error") == "poisson":  # the same loss as the MLP was trained with
+        if (Y < 0).any():
+            raise ValueError("a Poisson MLPRegressor needs non-negative targets")
+        return "poisson", torch.as_tensor(Y, device=device)
     return "regression", torch.as_tensor(Y, device=device)

@@ -373,7 +373,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     estimator_ : estimator or nn.Sequential
         The (copied or fitted) network that was pruned.
     pruned_estimator_ : same type as ``estimator``
-        The smaller fitted network.
+        The smaller fitted network (a torch network in float32, the precision of the gate fit and
+        of fine-tuning, whatever its input precision; an MLP keeps its dtype).
     importances_ : list of ndarray
         Per prunable layer, the posterior mean Dirichlet importances :math:`\pi_{l}` (sum to 1;
         for the baselines, the normalised L1 norms or random scores).
@@ -394,7 +395,8 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
     n_gate_steps_ : int
         Minibatch steps of the gate fit (0 for the baselines).
     task_ : str
-        ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
+        ``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"regression"`` (squared error) or
+        ``"poisson"`` (an ``MLPRegressor(loss="poisson")``: Poisson deviance on its log-rate output).
     classes_ : ndarray
         Classifiers only: the MLP's ``classes_``, or ``0..C-1`` for a torch classifier with
         ``C`` outputs (what scikit-learn's scorers read, e.g. ``roc_auc``).
@@ -520,7 +522,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
         if isinstance(est, nn.Module):
             kind = {"classification": "classifier", "regression": "regressor"}.get(self.loss)
             if kind is None and hasattr(self, "task_"):  # loss="auto": known once fitted (scorers read it)
-                kind = "regressor" if self.task_ == "regression" else "classifier"
+                kind = "regressor" if self.task_ in ("regression", "poisson") else "classifier"
         else:
             try:
                 kind = est.__sklearn_tags__().estimator_type
@@ -588,7 +590,7 @@ class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
             est = copy.deepcopy(est)
             X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, allow_nd=True,
                                          dtype=(np.float32, np.float64))
-            net = est.to(device)
+            net = est.to(device).float()  # trained and pruned in float32 (pruned_estimator_ is float32)
             task, Yt = self._torch_targets(net, X_arr, y_arr, device, strict)
         else:
             raise TypeError("estimator must be an MLPClassifier, an MLPRegressor or a torch.nn.Sequential, got "
