@@ -165,7 +165,9 @@ class DPBayesianGaussianMixture(_VIPSMixin, BaseEstimator):
         Iterations (full batch) or passes (online).  Under privacy keep it small: the noisy
         second moments make a broad component swallow its neighbours after a few noisy rounds
         (measured on 3 clusters of width 0.07 in the unit ball at epsilon=1: 2 iterations recover
-        them from 30,000 rows, 5 do not; 3-5 recover them from 100,000 rows).
+        them from 30,000 rows, 5 do not; 3-5 recover them from 100,000 rows).  Without privacy
+        (``epsilon=inf``) use many more: 3 iterations recovered the means of 3 separated blobs
+        in 8 of 20 seeds, 100 iterations in 19 of 20.
     learning_method, batch_size, sample_rate, learning_decay, learning_offset,
     count_share, accountant, random_state, ledger, verbose : see :class:`DPVariationalBayes`
 

@@ -91,9 +91,17 @@ class DPFlowSynthesizer(BaseSynthesizer):
     units: the discrete part contributes an exact log-probability (a probability mass), the
     continuous columns a log-density with the Jacobian of the public scaling.  Wide integer
     columns are scored by the dequantised density at the integer (an estimate of
-    :math:`\log P(k) \ge E_u \log p(k + u)`); a missing continuous value is scored at the middle of
-    its range in model units (a one-point estimate of the marginal).  A value outside the public
-    bounds, or a non-integer value of an integer column, has log-density ``-inf``.  After ``fit(X, y)``,
+    :math:`\log P(k) \ge E_u \log p(k + u)`).  At a missing value of a nullable continuous
+    column the flow is trained on a uniform draw over the range, so that value is scored by the
+    flow at the middle of the range divided by that uniform density (a one-point estimate of the
+    marginal over the missing coordinate: the missing rows' total mass is P(missing)).  A value
+    outside the public bounds, or a non-integer value of an integer column, has log-density
+    ``-inf``.  **Boundary mass**: the flow's support is the real line and the public range maps to
+    [-3, 3] in flow space; what the flow puts outside is clamped to the bounds when sampling, so
+    a sample holds the bound values with positive probability, which ``score_samples`` (a
+    density) does not count: the density integrates to 1 minus that mass over the bounds (well
+    under 1% for smooth columns, e.g. 0.9997 for a standard normal on [-4, 4]; but up to tens of
+    percent for a column with a spike at a bound, such as a capital-gain column that is mostly 0).  After ``fit(X, y)``,
     ``score_samples(X)`` marginalises the target exactly (a sum over its classes) and
     ``score_samples(X, y)`` is the joint density.
 
@@ -484,6 +492,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
             log_scale.append(math.log1p(hi - lo) if is_int and spec.resolved_scale == "log" else 0.0)
         self._int_lin = torch.tensor(lin, dtype=torch.float32, device=self.device_)
         self._int_log = torch.tensor(log_scale, dtype=torch.float32, device=self.device_)
+        # nullable continuous coordinates: (coordinate, position of its "missing" slot in the model row)
+        miss = [(j, len(cont) + self._group_start[(b.column, "missing")] + 1) for j, b in enumerate(cont)
+                if (b.column, "missing") in self._group_start]
+        self._miss_coord = torch.tensor([j for j, _ in miss], dtype=torch.long, device=self.device_)
+        self._miss_slot = torch.tensor([s for _, s in miss], dtype=torch.long, device=self.device_)
 
     def _rows(self, frame: pd.DataFrame, dtype=torch.float32) -> torch.Tensor:
         """Encoded rows ``[z, o]``: continuous values in [0, 1] (model units), then one-hot groups."""
@@ -500,7 +513,13 @@ class DPFlowSynthesizer(BaseSynthesizer):
         return torch.cat(parts, dim=1)
 
     def _dequantise(self, rows: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        """Model rows -> flow space, continuous part dequantised with ``gen`` (``None``: cell centres)."""
+        """Model rows -> flow space, continuous part dequantised with ``gen`` (``None``: cell centres).
+
+        A missing value of a nullable continuous column (encoded at the middle of the range) is
+        replaced by a uniform draw over the whole range: the flow then learns a uniform
+        conditional there, of density 1 / (2 HALF), which :meth:`score_samples`
+        divides out at the centre (a one-point estimate of the marginal density of the rest).
+        """
         d = self._n_cont
         if d == 0:
             return rows
@@ -511,6 +530,12 @@ class DPFlowSynthesizer(BaseSynthesizer):
             log_units = torch.where(int_log > 0, torch.exp(-z * int_log) / int_log.clamp_min(1e-12),
                                     torch.zeros_like(z))
             z = (z + u * (self._int_lin.to(rows) + log_units)).clamp(0.0, 1.0)
+            if self._miss_coord.numel():
+                cols = self._miss_coord.to(rows.device)
+                missing = rows[:, self._miss_slot.to(rows.device)] > 0.5
+                fill = torch.rand(missing.shape, generator=gen, device=rows.device, dtype=rows.dtype)
+                z = z.clone()
+                z[:, cols] = torch.where(missing, fill, z[:, cols])
         return torch.cat([2 * _HALF * (z - 0.5), rows[:, d:]], dim=1)
 
     def _decode(self, x: torch.Tensor) -> pd.DataFrame:
@@ -553,8 +578,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
             given columns lead the autoregressive order (the label of ``fit(X, y)`` does, and
             ``categorical_order`` puts others there): the component and chart are drawn from their
             posterior, then the other columns from the model with the given values fixed.
-            Otherwise the other given columns are handled by sampling-importance-resampling over
-            20 candidates per row (approximate).
+            Otherwise the other given columns are handled by sampling-importance-resampling from a
+            pool of ``20 * n_samples`` candidates, resampled with replacement (approximate): when
+            the given value is rare under the model, few candidates carry the weight and the same
+            row is drawn several times (about half the rows were repeats for a value of probability
+            0.03).  Put such columns first with ``categorical_order`` for exact, distinct draws.
         return_y : bool, default=False
             After ``fit(X, y)``, return ``(X, y)``.
 
@@ -701,7 +729,11 @@ class DPFlowSynthesizer(BaseSynthesizer):
         return total
 
     def _log_jacobian(self, X: pd.DataFrame) -> np.ndarray:
-        """log |d flow-space / d original units| summed over the continuous coordinates of each row."""
+        """log |d flow-space / d original units| summed over the continuous coordinates of each row.
+
+        For a missing value of a nullable column: log(2 HALF), the inverse of the
+        uniform density the flow was trained with there (see :meth:`_dequantise`).
+        """
         total = np.zeros(len(X))
         for b in self._cont_blocks:
             if b.column not in X.columns:
@@ -716,7 +748,9 @@ class DPFlowSynthesizer(BaseSynthesizer):
             else:
                 d = np.full(len(x), 1.0 / (hi - lo))
             jac = np.log(2 * _HALF * d)
-            total += np.where(missing, 0.0, np.where(inside, jac, -np.inf))
+            # a missing value: the flow's uniform conditional over the range (1 / (2 HALF)) is divided out
+            at_missing = math.log(2 * _HALF) if spec.nullable else 0.0
+            total += np.where(missing, at_missing, np.where(inside, jac, -np.inf))
         return total
 
 

@@ -83,7 +83,11 @@ class DPMMDSynthesizer(BaseSynthesizer):
         their public bounds).  Default: 0.2 per coordinate for ``"hermite"`` (on [-1, 1]),
         :math:`0.5\sqrt{G}` for ``"rff"`` (G column groups).  Never read from the data.
     hermite_order : int, default=20
-        Order C of the Hermite expansion.
+        Order C of the Hermite expansion.  The truncated sum is itself a positive-definite kernel
+        (the one the generator matches), but it approximates Mehler's closed form only when
+        :math:`\rho^{C+1}` is small: at the default ``length_scale`` (0.2, :math:`\rho = 0.96`)
+        and C = 20 it differs from it by up to 20% (C = 100: 0.5%; C = 200: 6e-5), as in DP-HP,
+        which uses small orders (fewer features: less noise in total, at the same sensitivity).
     ntk_width : int, default=64
         Hidden width of the random network of ``"ntk"``.
     feature_extractor : torch.nn.Module, callable or fitted PCA, IncrementalPCA or TruncatedSVD, default=None
