@@ -315,19 +315,22 @@ class BaseSynthesizer(BaseEstimator):
             rng = np.random.default_rng(privacy_seed(self._seeds[0], math.isfinite(float(self.epsilon))))
             frame = X if need_features else X.iloc[:, :0]
             y_cat = None if y is None or not need_target else y.astype("category")
+            # counted as drawn before the call: whatever estimate_schema raises after its noise (an
+            # error, or a warning turned into one), the release stays recorded
+            start = len(self._drawn)
+            self._drawn.extend(self._restate(r, budget) for r in _planned_schema_releases(budget, owner))
             try:
                 est, rels = estimate_schema(frame, y_cat, mu=budget.schema_mu,
                                             threshold_delta=max(budget.threshold_delta, 1e-300)
                                             if need_threshold else budget.threshold_delta, rng=rng,
                                             target_name=target_name or TARGET_NAME, owner=owner)
             except ValueError as exc:  # say what was attempted; no row count: it is private
-                self._drawn.extend(self._restate(r, budget) for r in _planned_schema_releases(budget, owner))
                 raise ValueError(f"{exc} (while estimating the schema with differential privacy at epsilon="
                                  f"{float(self.epsilon):g} with schema_share={float(self.schema_share):g}; the "
                                  "usual cause is too few rows for the noise, down to one sample: declare the "
                                  "schema, or give a larger epsilon or schema_share)") from exc
             releases = [self._restate(r, budget) for r in rels]
-            self._drawn.extend(releases)
+            self._drawn[start:] = releases  # the actual release in place of the planned one
             feature_schema = est.subset(names) if need_features else declared.subset(names)
             target_spec = est.target_spec if need_target else None
         else:
@@ -397,6 +400,8 @@ class BaseSynthesizer(BaseEstimator):
         if self.ledger is not None:
             self.ledger.record(*releases)
         self._releases = list(releases)
+        for name in ("_reservation", "_drawn"):  # nothing of a plan stays on the fitted estimator
+            vars(self).pop(name, None)
 
     def _make_report(self, budget: GDPBudget | None, accounting: str | None = None) -> dict:
         own = PrivacyLedger()

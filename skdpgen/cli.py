@@ -207,7 +207,11 @@ def _read_csv(path: Path, sep: str, schema: Schema | None) -> pd.DataFrame:
     df = pd.read_csv(path, sep=sep, dtype=_read_dtypes(schema), dtype_backend="numpy_nullable")
     if df.shape[1] == 1:
         header = str(df.columns[0])
-        found = [c for c in _SEPARATORS if c != sep and c in header]
+        # misread when the header AND the first values hold another separator (a real one-column file
+        # may have a header like "price;usd" over plain values; a declared column name is taken as is)
+        values = df.iloc[:20, 0].dropna().astype(str).tolist()
+        found = [c for c in _SEPARATORS if c != sep and c in header and (not values or any(c in v for v in values))
+                 and (schema is None or header not in schema.columns)]
         if found:
             raise _UsageError(
                 f"{path} was read as one column named {header[:60]!r} with the separator "

@@ -457,3 +457,19 @@ def test_duplicate_column_names_are_refused_clearly():
     X = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "b", "a"])
     with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
         DPMMDSynthesizer(epsilon=float("inf"), n_iter=3).fit(X)
+
+
+def test_a_warning_raised_as_an_error_inside_the_schema_estimate_still_records_it():
+    # the imputation warning reads the noisy counts: turned into an error, it still comes after the noise
+    import warnings
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=20000)
+    a[:200] = np.nan
+    X = pd.DataFrame({"a": a, "c": rng.choice(["x", "y"], 20000)})
+    ledger = PrivacyLedger()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="may have missing values"):
+            DPMMDSynthesizer(epsilon=0.5, schema_share=0.02, ledger=ledger, n_iter=2, random_state=0).fit(X)
+    assert [e.name for e in ledger.entries] == ["schema"]

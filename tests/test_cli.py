@@ -294,3 +294,12 @@ def test_schema_kinds_decide_how_columns_are_read(tmp_path, capsys, spy):
     assert text["age"].str.fullmatch(r"\d+").all()
     assert text["hours"].str.contains(r"\.").any()  # not rounded to integers
     assert set(text["y"]) <= {"0", "1"}
+
+
+def test_a_real_one_column_file_with_a_separator_in_its_header_is_read(tmp_path):
+    from skdpgen.cli import _read_csv
+
+    path = tmp_path / "one.csv"
+    path.write_text("price;usd\n1.5\n2.5\n3.0\n")
+    df = _read_csv(path, ",", None)
+    assert list(df.columns) == ["price;usd"] and len(df) == 3
