@@ -218,6 +218,16 @@ class BaseSynthesizer(BaseEstimator):
             if reset:
                 self._input_kind = "pandas"
             return X
+        if not reset and getattr(self, "_input_kind", None) == "pandas":
+            # an array after a DataFrame fit: may hold text columns; taken in fit order, typed as at fit
+            arr = validate_data(self, X, reset=False, dtype=None, ensure_all_finite=False, ensure_min_samples=1)
+            frame = pd.DataFrame(arr, columns=self._feature_names()).infer_objects()
+            dtypes = getattr(self, "dtypes_", {})
+            numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(dtypes.get(c, object))
+                       and not pd.api.types.is_bool_dtype(dtypes.get(c, object))]
+            for c in numeric:
+                frame[c] = pd.to_numeric(frame[c], errors="raise")
+            return frame
         arr = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite="allow-nan",
                             ensure_min_samples=1)
         if np.isinf(arr).any():

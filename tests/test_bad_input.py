@@ -473,3 +473,18 @@ def test_a_warning_raised_as_an_error_inside_the_schema_estimate_still_records_i
         with pytest.raises(UserWarning, match="may have missing values"):
             DPMMDSynthesizer(epsilon=0.5, schema_share=0.02, ledger=ledger, n_iter=2, random_state=0).fit(X)
     assert [e.name for e in ledger.entries] == ["schema"]
+
+
+def test_an_array_after_a_dataframe_fit_with_text_columns_is_scored():
+    import warnings
+
+    from skdpgen import DPFlowSynthesizer
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "c": rng.choice(["x", "y"], 300), "k": rng.integers(0, 5, 300)})
+    for model in (DPMMDSynthesizer(epsilon=float("inf"), n_iter=3, random_state=0),
+                  DPFlowSynthesizer(epsilon=float("inf"), epochs=1, n_layers=1, hidden=(8,), random_state=0)):
+        model.fit(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # scikit-learn: X has no feature names
+            assert model.score(X.to_numpy()) == pytest.approx(model.score(X))
