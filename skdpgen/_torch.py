@@ -7,6 +7,7 @@ its ``random_state``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -41,7 +42,65 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                 f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    if resolved.type not in ("cpu", "cuda"):  # e.g. MPS: no float64, which the privacy sums need
+        raise ValueError(f"device {resolved} is not supported: use 'cpu' or 'cuda'")
     return resolved
+
+
+def _on(tensor: torch.Tensor, device: torch.device) -> bool:
+    return tensor.device.type == device.type and (device.index is None or tensor.device.index == device.index)
+
+
+def portable(value, device: torch.device | str):
+    """``value`` with its torch tensors and modules on ``device``, never changing ``value`` itself.
+
+    Tensors, modules, lists and tuples of them, and objects whose class sets
+    ``_holds_torch_state = True`` (feature maps, flow ensembles) are copied when something has to
+    move and returned as they are otherwise; anything else is returned as it is.  Used to pickle a
+    fitted estimator with its torch state on the CPU (loadable without CUDA) and to move it back.
+    """
+    device = torch.device(device)
+    if isinstance(value, torch.Tensor):
+        return value if _on(value, device) else value.to(device)
+    if isinstance(value, nn.Module):
+        tensors = [*value.parameters(), *value.buffers()]
+        return value if all(_on(t, device) for t in tensors) else copy.deepcopy(value).to(device)
+    if isinstance(value, list | tuple):
+        moved = [portable(v, device) for v in value]
+        return value if all(a is b for a, b in zip(moved, value, strict=True)) else type(value)(moved)
+    if getattr(type(value), "_holds_torch_state", False):
+        fields = vars(value)
+        moved = {k: portable(v, device) for k, v in fields.items()}
+        if all(moved[k] is v for k, v in fields.items()):
+            return value
+        new = copy.copy(value)
+        vars(new).update(moved)
+        return new
+    return value
+
+
+class PortableStateMixin:
+    """Pickle a fitted estimator with its torch state on the CPU, and put it back on ``device_`` when loaded.
+
+    A model fitted on a GPU can then be loaded on a machine without CUDA: its ``device_``
+    becomes the CPU there.  Place before :class:`~sklearn.base.BaseEstimator` in the bases.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {k: portable(v, "cpu") for k, v in state.items()}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        device = getattr(self, "device_", None)
+        if device is None:
+            return
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            self.device_ = torch.device("cpu")  # fitted on a GPU, loaded without one: everything is on the CPU
+        elif device.type != "cpu":
+            for k, v in list(vars(self).items()):
+                setattr(self, k, portable(v, device))
 
 
 def derive_seeds(random_state, n: int) -> list[int]:
@@ -96,7 +155,7 @@ def init_module_(module: nn.Module, generator: torch.Generator) -> nn.Module:
 def _generator_for(tensor: torch.Tensor, generator: torch.Generator) -> torch.Generator:
     if generator.device.type == tensor.device.type:
         return generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
     return torch_generator(seed, tensor.device)
 
 

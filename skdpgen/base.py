@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
 )
 
 from ._config import fresh_noise, privacy_seed
-from ._torch import derive_seeds, resolve_device
+from ._torch import PortableStateMixin, derive_seeds, resolve_device
 from .encoding import TabularEncoder, _frame_to_array
 from .privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease, gdp_mu
 from .privacy.accounting import gdp_epsilon
@@ -136,7 +136,7 @@ def fresh_fit(fit: Callable) -> Callable:
     return wrapper
 
 
-class BaseSynthesizer(BaseEstimator):
+class BaseSynthesizer(PortableStateMixin, BaseEstimator):
     """Base class of skdpgen's synthesizers.
 
     Handles the shared parameters, input validation, the public schema (declared, or estimated

@@ -98,3 +98,47 @@ def test_get_feature_names_out_checks_input_features():
     assert list(m.get_feature_names_out(list("abcd"))) == list("abcd")
     with pytest.raises(ValueError, match="input_features"):
         m.get_feature_names_out(["q", "r"])
+
+
+def _tensors(value) -> list:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, torch.nn.Module):
+        return [*value.parameters(), *value.buffers()]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors(v)]
+    if getattr(type(value), "_holds_torch_state", False):
+        return [t for v in vars(value).values() for t in _tensors(v)]
+    return []
+
+
+def test_torch_state_is_pickled_on_the_cpu_and_models_fitted_on_a_gpu_load_without_one():
+    import pickle
+
+    import torch
+
+    from skdpgen._torch import portable, resolve_device
+
+    X, y = _table()
+    for model in (DPMMDSynthesizer(epsilon=float("inf"), features="rff", n_iter=3, random_state=0, device="cpu"),
+                  DPFlowSynthesizer(epsilon=float("inf"), epochs=1, n_layers=1, hidden=(8,), n_components=2,
+                                    random_state=0, device="cpu")):
+        model.fit(X, y)
+        # every torch tensor and module (also inside feature maps and flow ensembles) moves, the original not
+        moved = {k: portable(v, "meta") for k, v in vars(model).items()}
+        for name in ("embedding_", "generator_", "model_", "feature_map_"):
+            if name in moved:
+                tensors = _tensors(moved[name])
+                assert tensors and all(t.device.type == "meta" for t in tensors), name
+                assert all(t.device.type == "cpu" for t in _tensors(getattr(model, name))), name
+        assert all(t.device.type == "cpu" for t in model.__getstate__().values() if isinstance(t, torch.Tensor))
+        if not torch.cuda.is_available():  # what a GPU-fitted model's device_ says, loaded on a CPU-only machine
+            expected = model.sample(5, random_state=1)
+            model.device_ = torch.device("cuda")
+            back = pickle.loads(pickle.dumps(model))
+            assert back.device_.type == "cpu"
+            pd.testing.assert_frame_equal(back.sample(5, random_state=1), expected)
+    with pytest.raises(ValueError, match="not supported"):
+        resolve_device(torch.device("mps"))

@@ -192,6 +192,8 @@ class FlowEnsemble:
         Log mixture weights (normalised here).
     """
 
+    _holds_torch_state = True  # skdpgen._torch.portable moves its components (pickling on the CPU)
+
     def __init__(self, components: Sequence[MixedFlow], log_weights: Sequence[float]):
         if len(components) != len(log_weights) or not components:
             raise ValueError("need one log weight per component, and at least one component")

@@ -36,6 +36,8 @@ __all__ = [
 class FeatureMap:
     """A fixed, data-independent feature map of the model space with rows of norm at most 1."""
 
+    _holds_torch_state = True  # skdpgen._torch.portable moves its tensors (pickling on the CPU)
+
     n_features: int
 
     def __call__(self, Z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
@@ -264,6 +266,8 @@ class PerceptualFeatures(FeatureMap):
 
 class _LinearProjection:
     """``Z @ weight - offset``: the ``transform`` of a fitted PCA, IncrementalPCA or TruncatedSVD."""
+
+    _holds_torch_state = True
 
     def __init__(self, weight: torch.Tensor, offset: torch.Tensor):
         self.weight = weight

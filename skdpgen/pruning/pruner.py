@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._config import fresh_noise, privacy_seed
-from .._torch import derive_seeds, resolve_device, torch_generator, with_torch_threads
+from .._torch import PortableStateMixin, derive_seeds, resolve_device, torch_generator, with_torch_threads
 from ..base import fresh_fit
 from ..dpsgd import cosine_schedule
 from ..exceptions import PrivacyBudgetExceeded  # noqa: F401  (documented in Raises)
@@ -245,7 +245,7 @@ def _has_predict_proba(self) -> bool:
     return hasattr(est, "predict_proba")
 
 
-class DirichletPruner(MetaEstimatorMixin, BaseEstimator):
+class DirichletPruner(PortableStateMixin, MetaEstimatorMixin, BaseEstimator):
     r"""Structured pruning with Dirichlet importances (Dirichlet Pruning, Adamczewski & Park 2021).
 
     The network is frozen.  Each prunable layer :math:`l` with :math:`K_l` units (neurons or

@@ -18,7 +18,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._config import fresh_noise, privacy_seed
-from .._torch import derive_seeds, make_linear, resolve_device, torch_generator, with_torch_threads
+from .._torch import (
+    PortableStateMixin,
+    derive_seeds,
+    make_linear,
+    resolve_device,
+    torch_generator,
+    with_torch_threads,
+)
 from ..base import fresh_fit
 from ..privacy import ADD_REMOVE, PrivacyLedger, PrivacyRelease
 from . import _common as C
@@ -37,7 +44,7 @@ def _mlp(sizes: list[int], generator: torch.Generator, device) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class DirichletFeatureSelector(SelectorMixin, BaseEstimator):
+class DirichletFeatureSelector(PortableStateMixin, SelectorMixin, BaseEstimator):
     r"""Feature importance and selection with a Dirichlet over the input features (Q-FIT).
 
     A variational Dirichlet :math:`q(s) = \mathrm{Dir}(\alpha)` over the :math:`D` input features
