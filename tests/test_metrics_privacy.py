@@ -121,3 +121,17 @@ def test_distance_to_closest_record_detects_copies():
     assert 0.4 < d_fresh["share_closer_to_train"] < 0.6 and d_fresh["exact_copies_train"] == 0
     assert d_copy["share_closer_to_train"] > 0.95 and d_copy["exact_copies_train"] == 1.0
     assert d_copy["dcr_train_median"] == 0 < d_copy["dcr_holdout_median"]
+
+
+def test_exact_copies_are_all_counted():
+    # identical rows come out of the nearest-neighbour search at ~1e-8, not 0: 100 copies of 1000 rows
+    rng = np.random.default_rng(0)
+
+    def table(n):
+        return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n) * 1000,
+                             "c": rng.choice([f"k{i}" for i in range(50)], n)})
+
+    train, holdout = table(2000), table(2000)
+    synthetic = pd.concat([train.iloc[:100], holdout.iloc[:900]], ignore_index=True)
+    out = distance_to_closest_record(synthetic, train, holdout, max_rows=None)
+    assert out["exact_copies_train"] == pytest.approx(0.1)

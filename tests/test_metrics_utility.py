@@ -136,3 +136,12 @@ def test_tstr_with_nullable_numeric_columns():
     assert table[["synthetic", "real"]].notna().all().all()
     for model in default_models("classification", X).values():  # also when used directly
         assert model.fit(X, y).predict(Xte).shape == (len(Xte),)
+
+
+def test_default_models_accept_more_categories_than_histgradientboosting_bins():
+    from skdpgen.metrics.utility import default_classifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"c": rng.choice([f"k{i}" for i in range(600)], 3000), "v": rng.normal(size=3000)})
+    y = (X["v"] > 0).astype(int)
+    assert default_classifier(X).fit(X, y).score(X, y) > 0.9  # 600 categories: rare ones are grouped

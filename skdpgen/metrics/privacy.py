@@ -76,6 +76,9 @@ __all__ = [
 # distance to closest record
 
 
+# a distance this small is a copy: the nearest-neighbour distances of identical rows round to ~1e-8
+_COPY_TOL = 1e-6
+
 def distance_to_closest_record(synthetic, train, holdout, schema=None, *, max_rows: int | None = 5000,
                                random_state: int = 0) -> dict:
     r"""Distance from each synthetic row to its closest training row and closest holdout row.
@@ -99,7 +102,9 @@ def distance_to_closest_record(synthetic, train, holdout, schema=None, *, max_ro
         ``dcr_train_median``, ``dcr_holdout_median``, ``dcr_train_p05``, ``dcr_holdout_p05``,
         ``share_closer_to_train`` (ties count one half; about 0.5 when the synthetic rows are no
         closer to the training rows than to fresh rows) and ``exact_copies_train`` (share of
-        synthetic rows at distance 0 from a training row).
+        synthetic rows at distance 0 from a training row, up to the rounding of the distance
+        computation: below 1e-6 in the scaled units, where distinct one-hot values are at least 1
+        apart).
 
     Raises
     ------
@@ -127,7 +132,7 @@ def distance_to_closest_record(synthetic, train, holdout, schema=None, *, max_ro
     closer = np.mean(d_t < d_h) + 0.5 * np.mean(d_t == d_h)
     return {"dcr_train_median": float(np.median(d_t)), "dcr_holdout_median": float(np.median(d_h)),
             "dcr_train_p05": float(np.quantile(d_t, 0.05)), "dcr_holdout_p05": float(np.quantile(d_h, 0.05)),
-            "share_closer_to_train": float(closer), "exact_copies_train": float(np.mean(d_t <= 1e-12))}
+            "share_closer_to_train": float(closer), "exact_copies_train": float(np.mean(d_t <= _COPY_TOL))}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ _REG_METRICS = ("r2", "neg_mean_absolute_error")
 _METRICS = _CLS_METRICS + _REG_METRICS
 
 
+# HistGradientBoosting's native categorical features take codes 0..254 (max_bins=255)
+_MAX_CATEGORIES = 250
+
 def _is_discrete(col: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
@@ -77,8 +80,9 @@ def _hgb_with_categories(model_class, X, random_state: int):
     if not cat:
         return model_class(random_state=random_state)
     prep = ColumnTransformer(
+        # HistGradientBoosting takes at most 255 categories: rarer ones are grouped (max_categories)
         [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                encoded_missing_value=-1), cat),
+                                encoded_missing_value=-1, max_categories=_MAX_CATEGORIES), cat),
          ("num", _float_columns(), num)],
         verbose_feature_names_out=False)
     mask = [True] * len(cat) + [False] * len(num)
