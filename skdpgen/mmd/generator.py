@@ -47,17 +47,23 @@ class TabularGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         cont = [b.start for b in blocks if b.kind == "continuous"]
         self.register_buffer("cont_idx", torch.tensor(cont, dtype=torch.long, device=device))
-        # one-hot groups padded to (n_groups, max_width) so that all are handled in one pass
+        # one-hot groups padded to (n_groups, width) in a few buckets of similar widths (a power of 2
+        # apart at most): one pass per bucket, and a wide column does not pad every other one to its width
         groups = [list(range(b.start, b.stop)) for b in blocks if b.kind != "continuous"]
-        width = max((len(g) for g in groups), default=0)
-        index = torch.zeros(len(groups), width, dtype=torch.long)
-        valid = torch.zeros(len(groups), width, dtype=torch.bool)
-        for i, g in enumerate(groups):
-            index[i, :len(g)] = torch.tensor(g)
-            valid[i, :len(g)] = True
-        self.register_buffer("group_index", index.to(device))
-        self.register_buffer("group_valid", valid.to(device))
-        self.register_buffer("flat_positions", index[valid].to(device))
+        buckets: dict[int, list[list[int]]] = {}
+        for g in groups:
+            buckets.setdefault(max(len(g) - 1, 1).bit_length(), []).append(g)
+        self.n_buckets = len(buckets)
+        for k, members in enumerate(buckets[key] for key in sorted(buckets)):
+            width = max(len(g) for g in members)
+            index = torch.zeros(len(members), width, dtype=torch.long)
+            valid = torch.zeros(len(members), width, dtype=torch.bool)
+            for i, g in enumerate(members):
+                index[i, :len(g)] = torch.tensor(g)
+                valid[i, :len(g)] = True
+            self.register_buffer(f"group_index_{k}", index.to(device))
+            self.register_buffer(f"group_valid_{k}", valid.to(device))
+            self.register_buffer(f"flat_positions_{k}", index[valid].to(device))
 
     def forward(self, z: torch.Tensor, y_onehot: torch.Tensor, generator: torch.Generator,
                 temperature: float = 1.0) -> torch.Tensor:
@@ -65,10 +71,11 @@ class TabularGenerator(nn.Module):
         out = torch.empty_like(logits)
         if len(self.cont_idx):
             out[:, self.cont_idx] = torch.sigmoid(logits[:, self.cont_idx])
-        if self.group_index.numel():
-            grouped = logits[:, self.group_index].masked_fill(~self.group_valid, float("-inf"))
+        for k in range(self.n_buckets):
+            index, valid = getattr(self, f"group_index_{k}"), getattr(self, f"group_valid_{k}")
+            grouped = logits[:, index].masked_fill(~valid, float("-inf"))
             sample = _gumbel_softmax_st(grouped, generator, temperature)
-            out[:, self.flat_positions] = sample[:, self.group_valid]
+            out[:, getattr(self, f"flat_positions_{k}")] = sample[:, valid]
         return out
 
 
