@@ -214,7 +214,10 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         """:meth:`transform`, as a tensor on ``device`` (``float32`` unless ``dtype`` is given)."""
         import torch
 
-        return torch.as_tensor(self._transform(X), dtype=dtype or torch.float32, device=device)
+        dtype = dtype or torch.float32
+        # encoded straight into float32 when that is asked for: no float64 copy of a mostly one-hot matrix
+        out = self._transform(X, np.float32 if dtype == torch.float32 else np.float64)
+        return torch.as_tensor(out, dtype=dtype, device=device)
 
     def inverse_transform(self, Z) -> pd.DataFrame | np.ndarray:
         """Decode model-space rows (possibly soft: probabilities, values outside [0, 1]).
@@ -313,13 +316,13 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {arr.shape[1]} columns, the encoder was fitted on {n_cols}")
         return pd.DataFrame(arr, columns=self.columns_)
 
-    def _transform(self, X) -> np.ndarray:
+    def _transform(self, X, dtype=np.float64) -> np.ndarray:
         check_is_fitted(self, "blocks_")
         df = self._input_frame(X)
         n = len(df)
         if n == 0:
             raise ValueError("X has 0 rows; at least one row is needed")
-        out = np.zeros((n, self.n_outputs_), dtype=np.float64)
+        out = np.zeros((n, self.n_outputs_), dtype=dtype)  # numeric values are computed in float64
         by_col = self._blocks_by_column()
         rows = np.arange(n)
         for name, spec in self.schema_.columns.items():
