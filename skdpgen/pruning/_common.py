@@ -237,7 +237,7 @@ _PROBABILITY_OUTPUTS = (nn.Softmax, nn.Sigmoid)
 _NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 
 
-def check_input_width(est, n_features: int) -> None:
+def check_fitted_mlp(est, n_features: int) -> None:
     """Raise a clear ``ValueError`` when a fitted scikit-learn MLP does not match ``X`` or its own parameters.
 
     A fitted estimator is used as it is: parameters set after its fit (e.g. by a grid over

@@ -581,7 +581,7 @@ class DirichletPruner(PortableStateMixin, MetaEstimatorMixin, BaseEstimator):
             else:
                 est = copy.deepcopy(est)
             X_arr, y_arr = validate_data(self, X, y, reset=True, multi_output=True, dtype=(np.float64, np.float32))
-            C.check_input_width(est, X_arr.shape[1])
+            C.check_fitted_mlp(est, X_arr.shape[1])
             net = mlp_to_torch(est, device=device)
             task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
             if hasattr(est, "classes_"):  # scorers (roc_auc, neg_log_loss) need it

@@ -280,7 +280,7 @@ class DirichletFeatureSelector(PortableStateMixin, SelectorMixin, BaseEstimator)
                                      "rows would not be private; pass a model trained on public data")
                 est = clone(est).fit(X_arr, y_arr)
             else:
-                C.check_input_width(est, d)
+                C.check_fitted_mlp(est, d)
                 est = copy.deepcopy(est)
             net = mlp_to_torch(est, device=device)
             task, Yt = C.mlp_targets(est, y_arr, device, private=strict)
